@@ -1,0 +1,306 @@
+//! Operating-system plumbing for locally started servers: run directories,
+//! free ports, dropping root, and reaping servers left behind by a process
+//! that died without running its destructors (SIGKILL, `panic = "abort"`).
+
+use std::fs;
+use std::io;
+use std::net::TcpListener;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::ServiceError;
+
+/// The folder under which every run directory lives.
+pub(crate) fn base_dir() -> PathBuf {
+    std::env::temp_dir().join("tenantry-services")
+}
+
+/// The folder where initdb'd template clusters are cached per machine.
+pub(crate) fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TENANTRY_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    std::env::temp_dir().join("tenantry-cache")
+}
+
+/// Creates `dir` (and parents) world-traversable, so a dropped-privilege
+/// server can reach its own run directory below it.
+pub(crate) fn create_traversable_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let mut perms = fs::metadata(dir)?.permissions();
+    if perms.mode() & 0o755 != 0o755 {
+        perms.set_mode(0o755);
+        fs::set_permissions(dir, perms)?;
+    }
+    Ok(())
+}
+
+/// A 128-bit random hex string.
+pub(crate) fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    // The OS RNG failing is not something a test harness can recover from,
+    // but fall back to time+pid entropy rather than panicking.
+    if getrandom_fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        bytes = (nanos ^ (u128::from(std::process::id()) << 64)).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn getrandom_fill(buf: &mut [u8]) -> io::Result<()> {
+    use std::io::Read;
+    fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+/// A port on 127.0.0.1 that was free a moment ago. The server that binds it
+/// may still lose a race with another process; callers retry on that.
+pub(crate) fn free_port() -> io::Result<u16> {
+    let listener = TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The account a server runs as.
+#[derive(Debug, Clone)]
+pub(crate) struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Whether this process runs as root: `/proc/self` is owned by the effective uid.
+pub(crate) fn running_as_root() -> bool {
+    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// Postgres refuses to run as root. When we are root, pick an unprivileged
+/// account: `TENANTRY_PG_USER`, else `postgres`, else `tenantry` (created
+/// with `useradd` if missing), else `nobody`.
+pub(crate) fn unprivileged_account() -> Result<Option<RunAs>, ServiceError> {
+    if !running_as_root() {
+        return Ok(None);
+    }
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let lookup = |name: &str| -> Option<RunAs> {
+        passwd.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let user = fields.next()?;
+            if user != name {
+                return None;
+            }
+            let _password = fields.next()?;
+            let uid = fields.next()?.parse().ok()?;
+            let gid = fields.next()?.parse().ok()?;
+            Some(RunAs {
+                name: user.to_string(),
+                uid,
+                gid,
+            })
+        })
+    };
+    if let Ok(name) = std::env::var("TENANTRY_PG_USER") {
+        return lookup(&name).map(Some).ok_or_else(|| ServiceError::Setup {
+            what: format!("TENANTRY_PG_USER names the account `{name}`, which does not exist"),
+        });
+    }
+    for name in ["postgres", "tenantry"] {
+        if let Some(account) = lookup(name) {
+            return Ok(Some(account));
+        }
+    }
+    let created = Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "tenantry",
+        ])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if created {
+        let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+        if let Some(line) = passwd.lines().find(|l| l.starts_with("tenantry:")) {
+            let f: Vec<&str> = line.split(':').collect();
+            if let (Some(uid), Some(gid)) = (f.get(2), f.get(3)) {
+                if let (Ok(uid), Ok(gid)) = (uid.parse(), gid.parse()) {
+                    return Ok(Some(RunAs {
+                        name: "tenantry".into(),
+                        uid,
+                        gid,
+                    }));
+                }
+            }
+        }
+    }
+    lookup("nobody").map(Some).ok_or_else(|| ServiceError::Setup {
+        what: "running as root and no unprivileged account (postgres, tenantry, nobody) \
+               exists to run Postgres as; create one or set TENANTRY_PG_USER"
+            .into(),
+    })
+}
+
+/// Gives `path` and everything below it to `account`.
+pub(crate) fn chown_tree(path: &Path, account: &RunAs) -> io::Result<()> {
+    std::os::unix::fs::chown(path, Some(account.uid), Some(account.gid))?;
+    if fs::symlink_metadata(path)?.is_dir() {
+        for entry in fs::read_dir(path)? {
+            chown_tree(&entry?.path(), account)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies a directory tree, keeping permission bits.
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    fs::set_permissions(to, fs::metadata(from)?.permissions())?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path())?, &target)?;
+        } else {
+            fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sends a signal by name (`INT`, `QUIT`, `KILL`) through `kill(1)`; this
+/// crate forbids `unsafe`, so no libc.
+pub(crate) fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Whether a process with this pid is alive (and not a zombie).
+pub(crate) fn alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // The state field follows the parenthesised command name.
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+        Err(_) => false,
+    }
+}
+
+/// Start time of a process in clock ticks since boot, to tell a pid from a
+/// recycled one.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // Field 22 overall; `rest` starts at field 3.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A run directory owned by this process. It records the owner so that a
+/// later process can reap servers whose owner died without cleaning up.
+#[derive(Debug)]
+pub(crate) struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub(crate) fn create(kind: &str) -> Result<Self, ServiceError> {
+        let base = base_dir();
+        create_traversable_dir(&base).map_err(|e| ServiceError::io("create the run folder", &base, e))?;
+        reap_stale(&base);
+        let pid = std::process::id();
+        let path = base.join(format!("{kind}-{pid}-{}", &random_hex()[..8]));
+        create_traversable_dir(&path).map_err(|e| ServiceError::io("create the run folder", &path, e))?;
+        let owner = format!("{pid} {}\n", start_time(pid).unwrap_or(0));
+        fs::write(path.join("owner"), owner)
+            .map_err(|e| ServiceError::io("write", &path.join("owner"), e))?;
+        Ok(Self { path })
+    }
+
+    /// Records the pid of a server started in this directory.
+    pub(crate) fn record_server(&self, pid: u32) {
+        let _ = fs::write(self.path.join("server.pid"), format!("{pid}\n"));
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Stops servers whose owning process is gone and removes their folders.
+fn reap_stale(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else { return };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let Ok(owner) = fs::read_to_string(dir.join("owner")) else {
+            continue;
+        };
+        let mut parts = owner.split_whitespace();
+        let (Some(pid), Some(started)) = (
+            parts.next().and_then(|p| p.parse::<u32>().ok()),
+            parts.next().and_then(|s| s.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        let owner_alive = alive(pid) && start_time(pid) == Some(started);
+        if owner_alive {
+            continue;
+        }
+        if let Some(server) = fs::read_to_string(dir.join("server.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        {
+            if alive(server) {
+                signal(server, "QUIT");
+                wait_gone(server, Duration::from_secs(3));
+                if alive(server) {
+                    signal(server, "KILL");
+                }
+            }
+        }
+        tracing::debug!(dir = %dir.display(), "reaped a stale service folder");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// Polls until `pid` is gone or `limit` passes.
+pub(crate) fn wait_gone(pid: u32, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while alive(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Finds an executable by name on PATH.
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+pub(crate) fn is_executable(path: &Path) -> bool {
+    fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// The last `n` lines of a log file, for error messages.
+pub(crate) fn tail(path: &Path, n: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

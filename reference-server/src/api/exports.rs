@@ -1,0 +1,109 @@
+//! `/api/exports`: export the active org's data in a background job.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use tokio_postgres::Row;
+
+use super::{db_problem, ApiPath, AppState};
+use crate::ids::{self, IdKind};
+use crate::jobs::ExportJob;
+use crate::problem::Problem;
+use crate::tenant::Tenant;
+use crate::tenant_db::{Query, EXPORTS};
+
+/// An export job and, once done, its result.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Export {
+    /// `exp_…`
+    pub id: String,
+    /// `pending`, `running`, `done` or `failed`.
+    pub status: String,
+    /// Who asked for it.
+    pub requested_by: String,
+    /// The exported projects and documents, when done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// Why it failed, when failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// RFC 3339, UTC, when finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+impl Export {
+    fn from_row(row: &Row) -> Self {
+        Self {
+            id: row.get("id"),
+            status: row.get("status"),
+            requested_by: row.get("requested_by"),
+            result: row.get("result"),
+            error: row.get("error"),
+            created_at: row.get("created_at"),
+            finished_at: row.get("finished_at"),
+        }
+    }
+}
+
+/// Start an export of the active org.
+#[utoipa::path(post, path = "/api/exports", tag = "exports",
+    responses((status = 202, body = Export), (status = 503, body = Problem)))]
+pub async fn create(State(state): State<AppState>, tenant: Tenant) -> Result<Response, Problem> {
+    let id = ids::new_id(IdKind::Export);
+    let mut tx = state.db.for_tenant(&tenant).begin().await.map_err(db_problem)?;
+    let row = tx
+        .query_opt(&Query::insert(
+            &EXPORTS,
+            vec![
+                ("id", id.as_str().into()),
+                ("requested_by", tenant.user_id().into()),
+            ],
+        ))
+        .await
+        .map_err(db_problem)?
+        .ok_or_else(Problem::internal)?;
+    // Queue before committing: if the queue is full the export row is rolled
+    // back rather than left pending forever.
+    state
+        .exports
+        .enqueue(ExportJob {
+            org: tenant.org().clone(),
+            export_id: id.clone(),
+            requested_by: tenant.user_id().to_string(),
+        })
+        .map_err(|_| Problem::unavailable())?;
+    tx.commit().await.map_err(db_problem)?;
+    let location = format!("/api/exports/{id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(Export::from_row(&row)),
+    )
+        .into_response())
+}
+
+/// Read an export (and its result once done).
+#[utoipa::path(get, path = "/api/exports/{id}", tag = "exports", params(("id" = String, Path)),
+    responses((status = 200, body = Export), (status = 404, body = Problem)))]
+pub async fn read(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Export>, Problem> {
+    if !ids::is_id(IdKind::Export, &id) {
+        return Err(Problem::not_found("export"));
+    }
+    let row = state
+        .db
+        .for_tenant(&tenant)
+        .read_opt(&Query::select(&EXPORTS).eq("id", id.as_str()))
+        .await
+        .map_err(db_problem)?
+        .ok_or_else(|| Problem::not_found("export"))?;
+    Ok(Json(Export::from_row(&row)))
+}

@@ -1,0 +1,406 @@
+//! Server configuration: a TOML file plus `TENANTRY_<SECTION>_<KEY>`
+//! environment overrides, validated at start. Every error names the key
+//! (and the file position or environment variable it came from) and says
+//! what is expected.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[database]`
+    pub database: DatabaseConfig,
+    /// `[cache]`
+    pub cache: CacheConfig,
+    /// `[exports]`
+    pub exports: ExportsConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `server.listen`: address to bind, default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// `server.request_timeout_ms`: per-request deadline, default 10 000.
+    pub request_timeout_ms: u64,
+    /// `server.max_body_bytes`: request body limit, default 1 MiB.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_ms: 10_000,
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// `[database]`
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `database.url`: a role that may create roles and run migrations
+    /// (superuser, or CREATEROLE + owner of the database). Empty: `serve`
+    /// starts an ephemeral Postgres.
+    pub url: Option<String>,
+    /// `database.app_password`: password of the `tenantry_app` role the
+    /// server connects as. Required with `database.url`.
+    pub app_password: Option<String>,
+    /// `database.pool_size`: app connections, default 16.
+    pub pool_size: usize,
+    /// `database.statement_timeout_ms`: default 5 000.
+    pub statement_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_ref().map(|_| "<set>"))
+            .field("app_password", &self.app_password.as_ref().map(|_| "<set>"))
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .finish()
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            app_password: None,
+            pool_size: 16,
+            statement_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// `[cache]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// `cache.stats_ttl_ms`: how long `/api/stats` answers from cache, default 30 000.
+    pub stats_ttl_ms: u64,
+    /// `cache.max_entries`: entries kept at most, default 10 000.
+    pub max_entries: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            stats_ttl_ms: 30_000,
+            max_entries: 10_000,
+        }
+    }
+}
+
+/// `[exports]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportsConfig {
+    /// `exports.workers`: concurrent export jobs, default 2.
+    pub workers: usize,
+    /// `exports.queue_capacity`: queued jobs before `POST /api/exports` answers 503, default 1 000.
+    pub queue_capacity: usize,
+}
+
+impl Default for ExportsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            queue_capacity: 1_000,
+        }
+    }
+}
+
+/// A configuration error, naming where the bad value came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a wrong key or type.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config key `{key}`{origin}: {message}")]
+    Invalid {
+        /// The dotted key.
+        key: &'static str,
+        /// ` (from ENV_VAR)` or empty.
+        origin: String,
+        /// What is expected.
+        message: String,
+    },
+}
+
+/// The keys that may be overridden from the environment, with the variable
+/// that overrides each.
+pub const ENV_KEYS: &[(&str, &str)] = &[
+    ("server.listen", "TENANTRY_SERVER_LISTEN"),
+    ("server.request_timeout_ms", "TENANTRY_SERVER_REQUEST_TIMEOUT_MS"),
+    ("server.max_body_bytes", "TENANTRY_SERVER_MAX_BODY_BYTES"),
+    ("database.url", "TENANTRY_DATABASE_URL"),
+    ("database.app_password", "TENANTRY_DATABASE_APP_PASSWORD"),
+    ("database.pool_size", "TENANTRY_DATABASE_POOL_SIZE"),
+    (
+        "database.statement_timeout_ms",
+        "TENANTRY_DATABASE_STATEMENT_TIMEOUT_MS",
+    ),
+    ("cache.stats_ttl_ms", "TENANTRY_CACHE_STATS_TTL_MS"),
+    ("cache.max_entries", "TENANTRY_CACHE_MAX_ENTRIES"),
+    ("exports.workers", "TENANTRY_EXPORTS_WORKERS"),
+    ("exports.queue_capacity", "TENANTRY_EXPORTS_QUEUE_CAPACITY"),
+];
+
+impl Config {
+    /// Loads `path` (if given), applies environment overrides, validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, |name| std::env::var(name).ok())
+    }
+
+    /// As [`Config::load`], with the environment supplied by `env` (tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Self::parse(&text, path)?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; `path` is used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_column(text, span.start))
+                .unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for &(key, var) in ENV_KEYS {
+            let Some(value) = env(var) else { continue };
+            let bad = |expected: &str| ConfigError::Invalid {
+                key,
+                origin: format!(" (from {var})"),
+                message: format!("expected {expected}, got `{value}`"),
+            };
+            match key {
+                "server.listen" => {
+                    self.server.listen = value.parse().map_err(|_| bad("an address like 127.0.0.1:8080"))?
+                }
+                "server.request_timeout_ms" => {
+                    self.server.request_timeout_ms = value.parse().map_err(|_| bad("milliseconds"))?
+                }
+                "server.max_body_bytes" => {
+                    self.server.max_body_bytes = value.parse().map_err(|_| bad("a byte count"))?
+                }
+                "database.url" => self.database.url = Some(value.clone()).filter(|v| !v.is_empty()),
+                "database.app_password" => {
+                    self.database.app_password = Some(value.clone()).filter(|v| !v.is_empty())
+                }
+                "database.pool_size" => {
+                    self.database.pool_size = value.parse().map_err(|_| bad("an integer"))?
+                }
+                "database.statement_timeout_ms" => {
+                    self.database.statement_timeout_ms = value.parse().map_err(|_| bad("milliseconds"))?
+                }
+                "cache.stats_ttl_ms" => {
+                    self.cache.stats_ttl_ms = value.parse().map_err(|_| bad("milliseconds"))?
+                }
+                "cache.max_entries" => {
+                    self.cache.max_entries = value.parse().map_err(|_| bad("an integer"))?
+                }
+                "exports.workers" => self.exports.workers = value.parse().map_err(|_| bad("an integer"))?,
+                "exports.queue_capacity" => {
+                    self.exports.queue_capacity = value.parse().map_err(|_| bad("an integer"))?
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks ranges and consistency.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: &str| ConfigError::Invalid {
+            key,
+            origin: String::new(),
+            message: message.into(),
+        };
+        if !(1..=1000).contains(&self.database.pool_size) {
+            return Err(invalid("database.pool_size", "expected 1..=1000"));
+        }
+        if !(100..=600_000).contains(&self.database.statement_timeout_ms) {
+            return Err(invalid(
+                "database.statement_timeout_ms",
+                "expected 100..=600000 milliseconds",
+            ));
+        }
+        if !(100..=3_600_000).contains(&self.server.request_timeout_ms) {
+            return Err(invalid(
+                "server.request_timeout_ms",
+                "expected 100..=3600000 milliseconds",
+            ));
+        }
+        if !(1024..=(64 << 20)).contains(&self.server.max_body_bytes) {
+            return Err(invalid("server.max_body_bytes", "expected 1024..=67108864 bytes"));
+        }
+        if self.cache.stats_ttl_ms > 3_600_000 {
+            return Err(invalid(
+                "cache.stats_ttl_ms",
+                "expected at most 3600000 milliseconds",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.cache.max_entries) {
+            return Err(invalid("cache.max_entries", "expected 1..=1000000"));
+        }
+        if !(1..=64).contains(&self.exports.workers) {
+            return Err(invalid("exports.workers", "expected 1..=64"));
+        }
+        if !(1..=1_000_000).contains(&self.exports.queue_capacity) {
+            return Err(invalid("exports.queue_capacity", "expected 1..=1000000"));
+        }
+        if let Some(url) = &self.database.url {
+            if url.parse::<tokio_postgres::Config>().is_err() {
+                return Err(invalid(
+                    "database.url",
+                    "expected a Postgres URL like postgres://admin:pw@127.0.0.1:5432/app",
+                ));
+            }
+            match &self.database.app_password {
+                None => {
+                    return Err(invalid(
+                        "database.app_password",
+                        "required when database.url is set: the password of the tenantry_app role",
+                    ))
+                }
+                Some(pw) if pw.len() < 12 => {
+                    return Err(invalid(
+                        "database.app_password",
+                        "expected at least 12 characters",
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.request_timeout_ms)
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config = Config::parse(text, Path::new("tenantry.toml"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = parse("").unwrap();
+        assert_eq!(config.database.pool_size, 16);
+        assert_eq!(config.server.listen.port(), 8080);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_column() {
+        let err = parse("[database]\npool_size = 4\npoolsize = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("tenantry.toml:3:1:"), "{err}");
+        assert!(err.contains("unknown field `poolsize`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_position() {
+        let err = parse("[database]\npool_size = \"many\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("tenantry.toml:2:13:"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_names_the_key() {
+        let err = parse("[database]\npool_size = 0\n").unwrap_err().to_string();
+        assert_eq!(err, "config key `database.pool_size`: expected 1..=1000");
+    }
+
+    #[test]
+    fn url_requires_app_password() {
+        let err = parse("[database]\nurl = \"postgres://a@127.0.0.1/db\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database.app_password"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_and_names_variable_on_error() {
+        let config =
+            Config::load_with_env(None, |v| (v == "TENANTRY_DATABASE_POOL_SIZE").then(|| "7".into()))
+                .unwrap();
+        assert_eq!(config.database.pool_size, 7);
+        let err = Config::load_with_env(None, |v| (v == "TENANTRY_SERVER_LISTEN").then(|| "nope".into()))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "config key `server.listen` (from TENANTRY_SERVER_LISTEN): expected an address like 127.0.0.1:8080, got `nope`"
+        );
+    }
+}

@@ -1,0 +1,363 @@
+//! The database: roles, embedded versioned migrations, and the app pool.
+//!
+//! Two roles, fixed by name because the policies name them:
+//! - `tenantry_owner` (NOLOGIN) owns schema `app` and every table in it;
+//! - `tenantry_app` (LOGIN, NOSUPERUSER, NOBYPASSRLS, NOINHERIT, not a member
+//!   of the owner) is what the server connects as.
+//!
+//! Migrations run as the admin URL's role with `SET ROLE tenantry_owner`,
+//! each once (recorded with a checksum in `app.schema_migrations`), under an
+//! advisory lock, so concurrent starts are safe and re-runs are no-ops.
+
+use std::time::Duration;
+
+use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+#[cfg(feature = "inject")]
+use crate::inject::Flaws;
+
+/// The role the server connects as.
+pub const APP_ROLE: &str = "tenantry_app";
+/// The role that owns the schema.
+pub const OWNER_ROLE: &str = "tenantry_owner";
+/// The schema holding tenant tables.
+pub const SCHEMA: &str = "app";
+/// The tenant tables, each with `organization_id`, FORCE RLS and the org policy.
+pub const TENANT_TABLES: &[&str] = &["projects", "documents", "exports", "integrations"];
+
+/// One embedded migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Monotonic version.
+    pub version: i32,
+    /// Short name.
+    pub name: &'static str,
+    /// The SQL, run as the owner role in one transaction.
+    pub sql: &'static str,
+}
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "tenant_tables",
+    sql: include_str!("../migrations/0001_tenant_tables.sql"),
+}];
+
+/// A database error during setup.
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    /// Connecting failed.
+    #[error("cannot connect to the database as {role}: {source}")]
+    Connect {
+        /// Which role.
+        role: String,
+        /// Driver error.
+        source: tokio_postgres::Error,
+    },
+    /// A setup statement failed.
+    #[error("{step} failed: {source}")]
+    Statement {
+        /// Which step.
+        step: String,
+        /// Driver error.
+        source: tokio_postgres::Error,
+    },
+    /// An applied migration differs from the embedded one.
+    #[error("migration {version} ({name}) was changed after it was applied (checksum {applied} in the database, {embedded} embedded); add a new migration instead")]
+    Drift {
+        /// Version.
+        version: i32,
+        /// Name.
+        name: &'static str,
+        /// Checksum recorded.
+        applied: String,
+        /// Checksum embedded.
+        embedded: String,
+    },
+    /// Pool construction failed.
+    #[error("cannot build the connection pool: {0}")]
+    Pool(String),
+}
+
+fn stmt(step: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DbSetupError {
+    let step = step.into();
+    move |source| DbSetupError::Statement { step, source }
+}
+
+/// FNV-1a 64 of the migration text, hex: detects edits to applied migrations.
+pub fn checksum(sql: &str) -> String {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for byte in sql.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// A checksum over every migration, for naming template databases.
+pub fn schema_fingerprint() -> String {
+    let all: String = MIGRATIONS.iter().map(|m| checksum(m.sql)).collect();
+    checksum(&all)
+}
+
+async fn connect_admin(
+    url: &str,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), DbSetupError> {
+    let (client, connection) =
+        tokio_postgres::connect(url, NoTls)
+            .await
+            .map_err(|source| DbSetupError::Connect {
+                role: "the admin role (database.url)".into(),
+                source,
+            })?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "admin connection ended");
+        }
+    });
+    Ok((client, task))
+}
+
+/// Creates the roles if missing (roles are cluster-wide: creation tolerates a
+/// concurrent creator) and applies pending migrations.
+pub async fn migrate(admin_url: &str, app_password: &str) -> Result<(), DbSetupError> {
+    let (mut client, task) = connect_admin(admin_url).await?;
+    ensure_roles(&client, app_password).await?;
+    let tx = client.transaction().await.map_err(stmt("begin migrations"))?;
+    tx.batch_execute("SELECT pg_advisory_xact_lock(7307720601)")
+        .await
+        .map_err(stmt("take the migration lock"))?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {SCHEMA} AUTHORIZATION {OWNER_ROLE};
+         REVOKE ALL ON SCHEMA public FROM PUBLIC;
+         REVOKE ALL ON SCHEMA {SCHEMA} FROM PUBLIC;
+         GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE};
+         SET LOCAL ROLE {OWNER_ROLE};
+         CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_migrations (
+             version integer PRIMARY KEY,
+             name text NOT NULL,
+             checksum text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .await
+    .map_err(stmt("prepare the schema"))?;
+    for migration in MIGRATIONS {
+        let embedded = checksum(migration.sql);
+        let applied = tx
+            .query_opt(
+                &format!("SELECT checksum FROM {SCHEMA}.schema_migrations WHERE version = $1"),
+                &[&migration.version],
+            )
+            .await
+            .map_err(stmt("read applied migrations"))?;
+        match applied {
+            Some(row) => {
+                let applied: String = row.get(0);
+                if applied != embedded {
+                    return Err(DbSetupError::Drift {
+                        version: migration.version,
+                        name: migration.name,
+                        applied,
+                        embedded,
+                    });
+                }
+            }
+            None => {
+                tx.batch_execute(migration.sql).await.map_err(stmt(format!(
+                    "migration {} ({})",
+                    migration.version, migration.name
+                )))?;
+                tx.execute(
+                    &format!("INSERT INTO {SCHEMA}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)"),
+                    &[&migration.version, &migration.name, &embedded],
+                )
+                .await
+                .map_err(stmt("record the migration"))?;
+                tracing::info!(
+                    version = migration.version,
+                    name = migration.name,
+                    "applied migration"
+                );
+            }
+        }
+    }
+    tx.commit().await.map_err(stmt("commit migrations"))?;
+    drop(client);
+    let _ = task.await;
+    Ok(())
+}
+
+async fn ensure_roles(client: &tokio_postgres::Client, app_password: &str) -> Result<(), DbSetupError> {
+    // CREATE ROLE takes no bind parameters; quote the password as a literal.
+    let password = quote_literal(app_password);
+    let sql = format!(
+        "DO $$ BEGIN
+             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{OWNER_ROLE}') THEN
+                 BEGIN
+                     CREATE ROLE {OWNER_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END;
+             END IF;
+             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                 BEGIN
+                     CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT NOCREATEDB NOCREATEROLE
+                         PASSWORD {password};
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END;
+             END IF;
+         END $$;"
+    );
+    let mut last = None;
+    // Concurrent starts on one cluster can still collide on the catalog row;
+    // the loser retries and then finds the role.
+    for _ in 0..5 {
+        match client.batch_execute(&sql).await {
+            Ok(()) => {
+                last = None;
+                break;
+            }
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    if let Some(e) = last {
+        return Err(DbSetupError::Statement {
+            step: "create the tenantry roles".into(),
+            source: e,
+        });
+    }
+    // The admin must be able to SET ROLE to the owner (a CREATEROLE admin on
+    // PG 16+ does not inherit membership of roles it creates).
+    client
+        .batch_execute(&format!(
+            "DO $$ BEGIN
+                 IF NOT pg_has_role(current_user, '{OWNER_ROLE}', 'MEMBER') THEN
+                     EXECUTE format('GRANT {OWNER_ROLE} TO %I', current_user);
+                 END IF;
+             END $$;"
+        ))
+        .await
+        .map_err(stmt("let the admin act as the owner role"))?;
+    Ok(())
+}
+
+/// Quotes `s` as a SQL string literal.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Applies the data-plane flaws that live in the schema. Runs after
+/// [`migrate`], as the admin.
+#[cfg(feature = "inject")]
+pub async fn inject_schema_flaws(
+    admin_url: &str,
+    app_password: &str,
+    flaws: &Flaws,
+) -> Result<(), DbSetupError> {
+    use crate::inject::Flaw;
+    let (client, task) = connect_admin(admin_url).await?;
+    let password = quote_literal(app_password);
+    for table in TENANT_TABLES {
+        if flaws.has(Flaw::RlsNotForced) {
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE {SCHEMA}.{table} NO FORCE ROW LEVEL SECURITY"
+                ))
+                .await
+                .map_err(stmt("inject rls-not-forced"))?;
+        }
+        if flaws.has(Flaw::NoRls) {
+            client
+                .batch_execute(&format!(
+                    "DROP POLICY IF EXISTS {table}_org_isolation ON {SCHEMA}.{table}"
+                ))
+                .await
+                .map_err(stmt("inject no-rls"))?;
+        }
+    }
+    if flaws.has(Flaw::RlsNotForced) {
+        // The realistic shape of this mistake: one database user that owns
+        // the tables and serves requests.
+        client
+            .batch_execute(&format!("ALTER ROLE {OWNER_ROLE} LOGIN PASSWORD {password}"))
+            .await
+            .map_err(stmt("inject rls-not-forced (owner login)"))?;
+    }
+    if flaws.has(Flaw::JobWithoutOrg) {
+        client
+            .batch_execute(&format!(
+                "DO $$ BEGIN
+                     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tenantry_service') THEN
+                         CREATE ROLE tenantry_service LOGIN BYPASSRLS;
+                     END IF;
+                 END $$;
+                 ALTER ROLE tenantry_service PASSWORD {password};
+                 GRANT USAGE ON SCHEMA {SCHEMA} TO tenantry_service;
+                 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {SCHEMA} TO tenantry_service;"
+            ))
+            .await
+            .map_err(stmt("inject job-without-org (service role)"))?;
+    }
+    drop(client);
+    let _ = task.await;
+    Ok(())
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Max connections.
+    pub size: usize,
+    /// `statement_timeout` for every app connection.
+    pub statement_timeout: Duration,
+}
+
+/// Builds a pool for `user`/`password` on the admin URL's host and database.
+pub fn pool_as(
+    admin_url: &str,
+    user: &str,
+    password: &str,
+    settings: &PoolSettings,
+) -> Result<Pool, DbSetupError> {
+    let mut config: tokio_postgres::Config = admin_url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| DbSetupError::Pool(e.to_string()))?;
+    config
+        .user(user)
+        .password(password)
+        .application_name("tenantry-reference")
+        .options(format!(
+            "-c statement_timeout={}",
+            settings.statement_timeout.as_millis()
+        ));
+    let manager = deadpool_postgres::Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            // Fast: the per-request transaction leaves nothing behind (the
+            // org context is transaction-local), and a connection whose
+            // transaction did not finish is never returned to the pool.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(settings.size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| DbSetupError::Pool(e.to_string()))
+}
+
+/// The role the server connects as, given the injected flaws.
+pub fn serving_role(#[cfg(feature = "inject")] flaws: &Flaws) -> &'static str {
+    #[cfg(feature = "inject")]
+    if flaws.has(crate::inject::Flaw::RlsNotForced) {
+        return OWNER_ROLE;
+    }
+    APP_ROLE
+}

@@ -1,0 +1,129 @@
+//! Injected flaws (cargo feature `inject`): each a named, documented mistake
+//! at one narrow point, forming the known-vulnerable corpus that tenantry is
+//! scored on. A build without the feature contains none of this.
+
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! flaws {
+    ($( $variant:ident = $name:literal, $family:literal, $description:literal; )*) => {
+        /// A named flaw.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Flaw {
+            $(
+                #[doc = $description]
+                $variant,
+            )*
+        }
+
+        impl Flaw {
+            /// Every flaw, in declaration order.
+            pub const ALL: &'static [Flaw] = &[$(Flaw::$variant),*];
+
+            /// The `--inject` name.
+            pub fn name(self) -> &'static str {
+                match self { $(Flaw::$variant => $name,)* }
+            }
+
+            /// The check family meant to catch it.
+            pub fn family(self) -> &'static str {
+                match self { $(Flaw::$variant => $family,)* }
+            }
+
+            /// One line on what the mistake is.
+            pub fn description(self) -> &'static str {
+                match self { $(Flaw::$variant => $description,)* }
+            }
+        }
+    };
+}
+
+flaws! {
+    RlsNotForced = "rls-not-forced", "RLS",
+        "Tenant tables do not FORCE row-level security and the app connects as the table owner, so RLS never applies.";
+    NoAppFilter = "no-app-filter", "ISO",
+        "The TenantDb query builder skips the organization_id predicate; only RLS stands between orgs.";
+    NoRls = "no-rls", "RLS",
+        "The restrictive org policies are dropped; only the application filter stands between orgs.";
+    SessionScopedContext = "session-scoped-context", "RLS",
+        "The org context is set with session scope (plain SET) instead of transaction-local, so it outlives the request on a pooled connection.";
+    CacheKeyWithoutOrg = "cache-key-without-org", "ISO",
+        "The /api/stats cache key omits the org, so one org is served another org's cached stats.";
+    JobWithoutOrg = "job-without-org", "ISO",
+        "The export worker runs as a BYPASSRLS service role and queries without the org filter, so an export contains every org's data.";
+}
+
+impl fmt::Display for Flaw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Flaw {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Flaw::ALL.iter().copied().find(|f| f.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Flaw::ALL.iter().map(|f| f.name()).collect();
+            format!("unknown flaw `{s}`; known flaws: {}", names.join(", "))
+        })
+    }
+}
+
+/// The set of injected flaws of one server instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flaws(Vec<Flaw>);
+
+impl Flaws {
+    /// No flaws.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Exactly these flaws.
+    pub fn of(flaws: &[Flaw]) -> Self {
+        let mut set = Self::default();
+        for &flaw in flaws {
+            set.insert(flaw);
+        }
+        set
+    }
+
+    /// Adds a flaw.
+    pub fn insert(&mut self, flaw: Flaw) {
+        if !self.0.contains(&flaw) {
+            self.0.push(flaw);
+        }
+    }
+
+    /// Whether `flaw` is injected.
+    pub fn has(&self, flaw: Flaw) -> bool {
+        self.0.contains(&flaw)
+    }
+
+    /// The injected flaws.
+    pub fn iter(&self) -> impl Iterator<Item = Flaw> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Whether none is injected.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for &flaw in Flaw::ALL {
+            assert_eq!(flaw.name().parse::<Flaw>(), Ok(flaw));
+            assert!(seen.insert(flaw.name()), "duplicate name {}", flaw.name());
+            assert!(!flaw.description().is_empty());
+        }
+        assert!("nope".parse::<Flaw>().unwrap_err().contains("no-app-filter"));
+    }
+}

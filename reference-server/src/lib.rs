@@ -1,0 +1,44 @@
+//! tenantry-reference: the reference stack that tenantry attacks.
+//!
+//! A production-grade implementation of the org-scoped SaaS architecture:
+//! every request carries a [`tenant::Tenant`] (org, user, role), handlers reach
+//! tenant data only through [`tenant_db::TenantDb`], which opens one
+//! transaction per request with the org set transaction-locally and injects
+//! the org predicate into every statement, and Postgres row-level security
+//! confines the app role to that org even where the application forgets.
+//!
+//! The data flows one way: auth (proxy) -> handler -> `TenantDb` -> Postgres.
+//! Until the proxy lands, [`dev_auth`] fills the `Tenant` for tests and for
+//! `serve --dev-auth`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+/// `flaw!(flaws, Name)` is `true` when the named flaw is injected. Without
+/// the `inject` feature it is the literal `false` and `flaws` is not
+/// evaluated, so no flaw state exists in such a build.
+macro_rules! flaw {
+    ($flaws:expr, $name:ident) => {{
+        #[cfg(feature = "inject")]
+        {
+            $flaws.has($crate::inject::Flaw::$name)
+        }
+        #[cfg(not(feature = "inject"))]
+        {
+            false
+        }
+    }};
+}
+
+pub mod api;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod dev_auth;
+pub mod ids;
+#[cfg(feature = "inject")]
+pub mod inject;
+pub mod jobs;
+pub mod problem;
+pub mod server;
+pub mod tenant;
+pub mod tenant_db;

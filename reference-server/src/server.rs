@@ -1,0 +1,189 @@
+//! Wiring: database setup, the app state, the middleware stack, serving.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api::{self, AppState};
+use crate::cache::OrgCache;
+use crate::config::Config;
+use crate::db::{self, DbSetupError, PoolSettings};
+#[cfg(feature = "inject")]
+use crate::inject::Flaws;
+use crate::jobs::{self, ServicePool};
+use crate::problem::Problem;
+use crate::tenant_db::Db;
+
+/// How to assemble the stack.
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// The validated configuration.
+    pub config: Config,
+    /// Trust `X-Tenantry-Dev-Tenant` (tests and local exploration only).
+    pub dev_auth: bool,
+    /// Injected flaws.
+    #[cfg(feature = "inject")]
+    pub flaws: Flaws,
+}
+
+/// Why the stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Database setup failed.
+    #[error(transparent)]
+    Database(#[from] DbSetupError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Applies migrations (and, with the `inject` feature, the schema flaws).
+pub async fn prepare_database(
+    admin_url: &str,
+    app_password: &str,
+    options: &StackOptions,
+) -> Result<(), DbSetupError> {
+    db::migrate(admin_url, app_password).await?;
+    #[cfg(feature = "inject")]
+    db::inject_schema_flaws(admin_url, app_password, &options.flaws).await?;
+    let _ = options;
+    Ok(())
+}
+
+/// A built application: the router and its background workers.
+pub struct App {
+    router: Router,
+    workers: JoinSet<()>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+/// Builds the app on a prepared database. `admin_url` names the host and
+/// database; the app connects as `tenantry_app` with `app_password`.
+pub fn build(admin_url: &str, app_password: &str, options: &StackOptions) -> Result<App, StartError> {
+    let config = &options.config;
+    let settings = PoolSettings {
+        size: config.database.pool_size,
+        statement_timeout: Duration::from_millis(config.database.statement_timeout_ms),
+    };
+    #[cfg(feature = "inject")]
+    let role = db::serving_role(&options.flaws);
+    #[cfg(not(feature = "inject"))]
+    let role = db::serving_role();
+    let pool = db::pool_as(admin_url, role, app_password, &settings)?;
+    let db = Db::new(pool);
+    #[cfg(feature = "inject")]
+    let db = db.with_flaws(options.flaws.clone());
+    let cache = OrgCache::new(
+        Duration::from_millis(config.cache.stats_ttl_ms),
+        config.cache.max_entries,
+    );
+    #[cfg(feature = "inject")]
+    let cache = cache.with_flaws(options.flaws.clone());
+    let service: Option<ServicePool> = service_pool(admin_url, app_password, options, &settings)?;
+    let (exports, workers) = jobs::start(
+        db.clone(),
+        config.exports.workers,
+        config.exports.queue_capacity,
+        service,
+    );
+    let state = AppState {
+        db,
+        stats_cache: Arc::new(cache),
+        exports,
+    };
+    let mut router = api::routes(state);
+    if options.dev_auth {
+        router = router.layer(axum::middleware::from_fn(crate::dev_auth::layer));
+    }
+    let router = router
+        .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout(),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            Problem::internal().into_response()
+        }))
+        .layer(TraceLayer::new_for_http());
+    Ok(App { router, workers })
+}
+
+#[cfg(feature = "inject")]
+fn service_pool(
+    admin_url: &str,
+    app_password: &str,
+    options: &StackOptions,
+    settings: &PoolSettings,
+) -> Result<Option<ServicePool>, StartError> {
+    if options.flaws.has(crate::inject::Flaw::JobWithoutOrg) {
+        let pool = db::pool_as(admin_url, "tenantry_service", app_password, settings)?;
+        return Ok(Some(ServicePool(pool)));
+    }
+    Ok(None)
+}
+
+#[cfg(not(feature = "inject"))]
+fn service_pool(
+    _admin_url: &str,
+    _app_password: &str,
+    _options: &StackOptions,
+    _settings: &PoolSettings,
+) -> Result<Option<ServicePool>, StartError> {
+    Ok(None)
+}
+
+impl App {
+    /// The router (for in-process use, e.g. benches).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then lets queued
+    /// export jobs finish (up to 10 s).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let App { router, mut workers } = self;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            while workers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("export workers did not finish within 10 s; abandoning queued jobs");
+        }
+        Ok(())
+    }
+}
+
+/// Binds `addr` (use port 0 for any free port).
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    })
+}

@@ -1,0 +1,816 @@
+//! `TenantDb`: the only way to run SQL against tenant tables.
+//!
+//! It is obtainable only from a [`Tenant`]. Each request gets one
+//! transaction in which `app.org_id` is set transaction-locally; the
+//! `BEGIN`, the `set_config` and the first statement go out in one round trip
+//! (tokio-postgres pipelines requests polled together), and single-statement
+//! reads pipeline their `COMMIT` too, so the tenancy context costs no extra
+//! round trip. Statements are built by [`Query`], which always injects
+//! `organization_id = $1` — bound, never interpolated — into reads, updates
+//! and deletes, and the org value into inserts.
+//!
+//! A transaction that is dropped before it finished (a cancelled request, a
+//! panic) never goes back to the pool: its connection is closed, which makes
+//! Postgres roll it back.
+
+use deadpool_postgres::{Object, Pool};
+use tokio_postgres::types::{IsNull, ToSql, Type};
+use tokio_postgres::Row;
+
+#[cfg(feature = "inject")]
+use crate::inject::Flaws;
+use crate::tenant::{OrgId, Tenant};
+
+/// A tenant table: its name and the columns statements may name.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Table {
+    /// Table name in schema `app`.
+    pub name: &'static str,
+    /// Columns a statement may filter, sort, set or insert (never `organization_id`).
+    pub columns: &'static [&'static str],
+    /// The select list rows come back with.
+    pub select_list: &'static str,
+}
+
+/// `app.projects`
+pub static PROJECTS: Table = Table {
+    name: "projects",
+    columns: &[
+        "id",
+        "name",
+        "description",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ],
+    select_list: "id, name, description, created_by, \
+                  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at, \
+                  to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS updated_at",
+};
+
+/// `app.documents`
+pub static DOCUMENTS: Table = Table {
+    name: "documents",
+    columns: &[
+        "id",
+        "project_id",
+        "title",
+        "body",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ],
+    select_list: "id, project_id, title, body, created_by, \
+                  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at, \
+                  to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS updated_at",
+};
+
+/// `app.exports`
+pub static EXPORTS: Table = Table {
+    name: "exports",
+    columns: &[
+        "id",
+        "status",
+        "requested_by",
+        "result",
+        "error",
+        "created_at",
+        "finished_at",
+    ],
+    select_list:
+        "id, status, requested_by, result, error, \
+                  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at, \
+                  to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS finished_at",
+};
+
+/// `app.integrations`
+pub static INTEGRATIONS: Table = Table {
+    name: "integrations",
+    columns: &[
+        "id",
+        "provider",
+        "external_account",
+        "access_token_enc",
+        "refresh_token_enc",
+        "scopes",
+        "connected_by",
+        "created_at",
+    ],
+    select_list: "id, provider, external_account, scopes, connected_by, \
+                  to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at",
+};
+
+/// A bound parameter value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `text`
+    Text(String),
+    /// `bigint`
+    Int(i64),
+    /// `jsonb`
+    Json(serde_json::Value),
+    /// `bytea`
+    Bytes(Vec<u8>),
+    /// SQL NULL of any type.
+    Null,
+    /// The transaction's timestamp, `now()` (inserts and updates only).
+    Now,
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Text(s.to_string())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Text(s)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Self {
+        Value::Int(n)
+    }
+}
+
+impl From<serde_json::Value> for Value {
+    fn from(v: serde_json::Value) -> Self {
+        Value::Json(v)
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Value::Text(s) => s.to_sql(ty, out),
+            Value::Int(n) => n.to_sql(ty, out),
+            Value::Json(v) => v.to_sql(ty, out),
+            Value::Bytes(b) => b.to_sql(ty, out),
+            Value::Null => Ok(IsNull::Yes),
+            Value::Now => Err("now() is rendered into the statement, never bound".into()),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <String as ToSql>::accepts(ty)
+            || <i64 as ToSql>::accepts(ty)
+            || <serde_json::Value as ToSql>::accepts(ty)
+            || <Vec<u8> as ToSql>::accepts(ty)
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending.
+    Asc,
+    /// Descending.
+    Desc,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    Select {
+        order: Option<(&'static str, Direction)>,
+        limit: Option<i64>,
+    },
+    Count,
+    Insert(Vec<(&'static str, Value)>),
+    Update(Vec<(&'static str, Value)>),
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Filter {
+    Eq(&'static str, Value),
+    Gt(&'static str, Value),
+    Search(Vec<&'static str>, String),
+}
+
+/// A statement on one tenant table. The org predicate is not something a
+/// caller adds: [`Query::build`] always does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    table: &'static Table,
+    kind: Kind,
+    filters: Vec<Filter>,
+}
+
+/// A statement that names a column its table does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("table `{table}` has no column `{column}` that statements may use")]
+pub struct UnknownColumn {
+    /// The table.
+    pub table: &'static str,
+    /// The column.
+    pub column: String,
+}
+
+impl Query {
+    /// `SELECT <select list> FROM table`.
+    pub fn select(table: &'static Table) -> Self {
+        Self {
+            table,
+            kind: Kind::Select {
+                order: None,
+                limit: None,
+            },
+            filters: Vec::new(),
+        }
+    }
+
+    /// `SELECT count(*) FROM table`.
+    pub fn count(table: &'static Table) -> Self {
+        Self {
+            table,
+            kind: Kind::Count,
+            filters: Vec::new(),
+        }
+    }
+
+    /// `INSERT INTO table (organization_id, …) VALUES ($org, …) RETURNING …`.
+    pub fn insert(table: &'static Table, values: Vec<(&'static str, Value)>) -> Self {
+        Self {
+            table,
+            kind: Kind::Insert(values),
+            filters: Vec::new(),
+        }
+    }
+
+    /// `UPDATE table SET … , updated_at = now() WHERE organization_id = $org … RETURNING …`.
+    pub fn update(table: &'static Table, values: Vec<(&'static str, Value)>) -> Self {
+        Self {
+            table,
+            kind: Kind::Update(values),
+            filters: Vec::new(),
+        }
+    }
+
+    /// `DELETE FROM table WHERE organization_id = $org …`.
+    pub fn delete(table: &'static Table) -> Self {
+        Self {
+            table,
+            kind: Kind::Delete,
+            filters: Vec::new(),
+        }
+    }
+
+    /// `AND column = value`.
+    pub fn eq(mut self, column: &'static str, value: impl Into<Value>) -> Self {
+        self.filters.push(Filter::Eq(column, value.into()));
+        self
+    }
+
+    /// `AND column > value` (keyset pagination).
+    pub fn gt(mut self, column: &'static str, value: impl Into<Value>) -> Self {
+        self.filters.push(Filter::Gt(column, value.into()));
+        self
+    }
+
+    /// `AND (c1 ILIKE %text% OR c2 ILIKE %text%)`, with `%`, `_` and `\` in
+    /// `text` matched literally.
+    pub fn search(mut self, columns: &[&'static str], text: &str) -> Self {
+        self.filters
+            .push(Filter::Search(columns.to_vec(), text.to_string()));
+        self
+    }
+
+    /// `ORDER BY column direction` (selects only).
+    pub fn order_by(mut self, column: &'static str, direction: Direction) -> Self {
+        if let Kind::Select { order, .. } = &mut self.kind {
+            *order = Some((column, direction));
+        }
+        self
+    }
+
+    /// `LIMIT n` (selects only), clamped to 0..=10 000.
+    pub fn limit(mut self, n: i64) -> Self {
+        if let Kind::Select { limit, .. } = &mut self.kind {
+            *limit = Some(n.clamp(0, 10_000));
+        }
+        self
+    }
+
+    fn column(&self, column: &str) -> Result<&'static str, UnknownColumn> {
+        self.table
+            .columns
+            .iter()
+            .copied()
+            .find(|c| *c == column)
+            .ok_or_else(|| UnknownColumn {
+                table: self.table.name,
+                column: column.to_string(),
+            })
+    }
+
+    /// The SQL and its parameters for `org`. `$1` is always the org.
+    /// `org_filter` is false only under the injected `no-app-filter` flaw.
+    pub fn build(&self, org: &OrgId, org_filter: bool) -> Result<(String, Vec<Value>), UnknownColumn> {
+        let mut params = vec![Value::Text(org.as_str().to_string())];
+        let mut bind = |value: Value| {
+            params.push(value);
+            format!("${}", params.len())
+        };
+        let table = self.table.name;
+        let mut conditions: Vec<String> = Vec::new();
+        let needs_org = !matches!(self.kind, Kind::Insert(_));
+        if needs_org && org_filter {
+            conditions.push("organization_id = $1".into());
+        }
+        for filter in &self.filters {
+            match filter {
+                Filter::Eq(column, value) => {
+                    let column = self.column(column)?;
+                    conditions.push(format!("{column} = {}", bind(value.clone())));
+                }
+                Filter::Gt(column, value) => {
+                    let column = self.column(column)?;
+                    conditions.push(format!("{column} > {}", bind(value.clone())));
+                }
+                Filter::Search(columns, text) => {
+                    let pattern = format!("%{}%", escape_like(text));
+                    let placeholder = bind(Value::Text(pattern));
+                    let mut any = Vec::new();
+                    for column in columns {
+                        let column = self.column(column)?;
+                        any.push(format!("{column} ILIKE {placeholder}"));
+                    }
+                    if any.is_empty() {
+                        conditions.push("false".into());
+                    } else {
+                        conditions.push(format!("({})", any.join(" OR ")));
+                    }
+                }
+            }
+        }
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let select_list = self.table.select_list;
+        let sql = match &self.kind {
+            Kind::Select { order, limit } => {
+                let mut sql = format!("SELECT {select_list} FROM app.{table}{where_clause}");
+                if let Some((column, direction)) = order {
+                    let column = self.column(column)?;
+                    let dir = match direction {
+                        Direction::Asc => "ASC",
+                        Direction::Desc => "DESC",
+                    };
+                    sql.push_str(&format!(" ORDER BY {column} {dir}"));
+                }
+                if let Some(n) = limit {
+                    sql.push_str(&format!(" LIMIT {}", bind(Value::Int(*n))));
+                }
+                sql
+            }
+            Kind::Count => format!("SELECT count(*) FROM app.{table}{where_clause}"),
+            Kind::Insert(values) => {
+                let mut columns = vec!["organization_id"];
+                let mut placeholders = vec!["$1".to_string()];
+                for (column, value) in values {
+                    columns.push(self.column(column)?);
+                    placeholders.push(match value {
+                        Value::Now => "now()".to_string(),
+                        other => bind(other.clone()),
+                    });
+                }
+                format!(
+                    "INSERT INTO app.{table} ({}) VALUES ({}) RETURNING {select_list}",
+                    columns.join(", "),
+                    placeholders.join(", ")
+                )
+            }
+            Kind::Update(values) => {
+                let mut sets = Vec::new();
+                for (column, value) in values {
+                    let column = self.column(column)?;
+                    let placeholder = match value {
+                        Value::Now => "now()".to_string(),
+                        other => bind(other.clone()),
+                    };
+                    sets.push(format!("{column} = {placeholder}"));
+                }
+                if self.table.columns.contains(&"updated_at")
+                    && !values.iter().any(|(c, _)| *c == "updated_at")
+                {
+                    sets.push("updated_at = now()".into());
+                }
+                format!(
+                    "UPDATE app.{table} SET {}{where_clause} RETURNING {select_list}",
+                    sets.join(", ")
+                )
+            }
+            Kind::Delete => format!("DELETE FROM app.{table}{where_clause} RETURNING id"),
+        };
+        if !org_filter && needs_org {
+            // Without the org predicate $1 would be unreferenced and untyped;
+            // shift the placeholders down instead.
+            return Ok((renumber_without_first(&sql, params.len()), params.split_off(1)));
+        }
+        Ok((sql, params))
+    }
+}
+
+fn renumber_without_first(sql: &str, _count: usize) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' || !chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+            digits.push(d);
+            chars.next();
+        }
+        let n: usize = digits.parse().unwrap_or(1);
+        out.push_str(&format!("${}", n.saturating_sub(1).max(1)));
+    }
+    out
+}
+
+/// Escapes LIKE metacharacters so user text matches literally.
+pub fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Why a database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection within the pool's wait timeout, or the server is down.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A statement violated a unique constraint.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A referenced row (in this org) does not exist.
+    #[error("a referenced row does not exist: {0}")]
+    MissingReference(String),
+    /// Row-level security refused a write (WITH CHECK).
+    #[error("row-level security refused the statement: {0}")]
+    PolicyViolation(String),
+    /// The statement ran out of time.
+    #[error("statement timed out")]
+    Timeout,
+    /// The statement names a column its table lacks (a programming error).
+    #[error(transparent)]
+    Build(#[from] UnknownColumn),
+    /// Anything else the server reported.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        use tokio_postgres::error::SqlState;
+        let Some(db) = e.as_db_error() else {
+            return DbError::Unavailable(e.to_string());
+        };
+        let code = db.code();
+        let message = db.message().to_string();
+        if *code == SqlState::UNIQUE_VIOLATION {
+            DbError::Conflict(message)
+        } else if *code == SqlState::FOREIGN_KEY_VIOLATION {
+            DbError::MissingReference(message)
+        } else if *code == SqlState::INSUFFICIENT_PRIVILEGE || *code == SqlState::WITH_CHECK_OPTION_VIOLATION
+        {
+            DbError::PolicyViolation(message)
+        } else if *code == SqlState::QUERY_CANCELED {
+            DbError::Timeout
+        } else if code.code().starts_with("08") || code.code().starts_with("57P") {
+            DbError::Unavailable(message)
+        } else {
+            DbError::Other(format!("{}: {message}", code.code()))
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for DbError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        DbError::Unavailable(e.to_string())
+    }
+}
+
+/// The app's database: a pool of `tenantry_app` connections. It offers no
+/// way to run SQL without a [`Tenant`].
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    #[cfg(feature = "inject")]
+    flaws: Flaws,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("pool", &self.pool.status()).finish()
+    }
+}
+
+impl Db {
+    /// Wraps a pool of app-role connections.
+    pub fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            #[cfg(feature = "inject")]
+            flaws: Flaws::none(),
+        }
+    }
+
+    /// Injects flaws into this handle.
+    #[cfg(feature = "inject")]
+    pub fn with_flaws(mut self, flaws: Flaws) -> Self {
+        self.flaws = flaws;
+        self
+    }
+
+    /// The tenant-scoped handle: the only door to tenant data.
+    pub fn for_tenant<'a>(&'a self, tenant: &'a Tenant) -> TenantDb<'a> {
+        TenantDb { db: self, tenant }
+    }
+
+    /// Whether a connection can be had and answers (health checks).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let conn = self.pool.get().await?;
+        conn.simple_query("").await?;
+        Ok(())
+    }
+
+    fn org_filter(&self) -> bool {
+        !flaw!(self.flaws, NoAppFilter)
+    }
+
+    fn context_sql(&self) -> &'static str {
+        if flaw!(self.flaws, SessionScopedContext) {
+            "SELECT set_config('app.org_id', $1, false)"
+        } else {
+            "SELECT set_config('app.org_id', $1, true)"
+        }
+    }
+}
+
+/// Tenant data access for one [`Tenant`].
+#[derive(Debug)]
+pub struct TenantDb<'a> {
+    db: &'a Db,
+    tenant: &'a Tenant,
+}
+
+impl TenantDb<'_> {
+    /// Runs one read statement in a read-only transaction of its own:
+    /// `BEGIN`, the org context, the statement and `COMMIT` in one round trip.
+    pub async fn read(&self, query: &Query) -> Result<Vec<Row>, DbError> {
+        let mut tx = self.begin_with("BEGIN READ ONLY").await?;
+        let rows = tx.first_statement(query, true).await?;
+        Ok(rows)
+    }
+
+    /// Runs one read statement that yields at most one row.
+    pub async fn read_opt(&self, query: &Query) -> Result<Option<Row>, DbError> {
+        Ok(self.read(query).await?.into_iter().next())
+    }
+
+    /// Opens the request's transaction. Nothing is sent until the first
+    /// statement, which carries `BEGIN` and the org context with it.
+    pub async fn begin(&self) -> Result<TenantTx, DbError> {
+        self.begin_with("BEGIN").await
+    }
+
+    async fn begin_with(&self, begin: &'static str) -> Result<TenantTx, DbError> {
+        let conn = self.db.pool.get().await?;
+        Ok(TenantTx {
+            conn: Some(conn),
+            org: self.tenant.org().clone(),
+            begin,
+            state: TxState::NotStarted,
+            org_filter: self.db.org_filter(),
+            context_sql: self.db.context_sql(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxState {
+    NotStarted,
+    Open,
+    Finished,
+}
+
+/// The request's transaction on one pooled connection.
+pub struct TenantTx {
+    conn: Option<Object>,
+    org: OrgId,
+    begin: &'static str,
+    state: TxState,
+    org_filter: bool,
+    context_sql: &'static str,
+}
+
+impl std::fmt::Debug for TenantTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantTx")
+            .field("org", &self.org)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl TenantTx {
+    fn conn(&self) -> Result<&Object, DbError> {
+        self.conn
+            .as_ref()
+            .ok_or_else(|| DbError::Unavailable("the transaction's connection is gone".into()))
+    }
+
+    /// Sends `BEGIN`, the context, the statement (and `COMMIT` when
+    /// `commit`) together, then waits for all of them.
+    async fn first_statement(&mut self, query: &Query, commit: bool) -> Result<Vec<Row>, DbError> {
+        let (sql, params) = query.build(&self.org, self.org_filter)?;
+        // From here on the connection may be inside a transaction that
+        // carries an org: it must finish or the connection is discarded.
+        self.state = TxState::Open;
+        let conn = self.conn()?;
+        let context = conn.prepare_cached(self.context_sql).await?;
+        let statement = conn.prepare_cached(&sql).await?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let org = self.org.as_str();
+        let context_params: [&(dyn ToSql + Sync); 1] = [&org];
+        let client: &tokio_postgres::Client = conn;
+        let (begun, context_set, rows, committed) = futures::join!(
+            client.batch_execute(self.begin),
+            client.query(&context, &context_params),
+            client.query(&statement, &params),
+            async {
+                if commit {
+                    client.batch_execute("COMMIT").await
+                } else {
+                    Ok(())
+                }
+            }
+        );
+        begun?;
+        context_set?;
+        committed?;
+        if commit {
+            self.state = TxState::Finished;
+        }
+        // A failed statement aborts the transaction; a pipelined COMMIT then
+        // rolls it back, and an open one is rolled back when dropped.
+        Ok(rows?)
+    }
+
+    /// Runs a statement in the transaction and returns its rows.
+    pub async fn query(&mut self, query: &Query) -> Result<Vec<Row>, DbError> {
+        match self.state {
+            TxState::NotStarted => self.first_statement(query, false).await,
+            TxState::Open => {
+                let (sql, params) = query.build(&self.org, self.org_filter)?;
+                let conn = self.conn()?;
+                let statement = conn.prepare_cached(&sql).await?;
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                Ok(conn.query(&statement, &params).await?)
+            }
+            TxState::Finished => Err(DbError::Other("the transaction has already finished".into())),
+        }
+    }
+
+    /// Runs a statement that yields at most one row.
+    pub async fn query_opt(&mut self, query: &Query) -> Result<Option<Row>, DbError> {
+        Ok(self.query(query).await?.into_iter().next())
+    }
+
+    /// Runs a statement and returns how many rows it returned or touched.
+    pub async fn execute(&mut self, query: &Query) -> Result<u64, DbError> {
+        Ok(self.query(query).await?.len() as u64)
+    }
+
+    /// Commits. Nothing to do if no statement ran.
+    pub async fn commit(mut self) -> Result<(), DbError> {
+        if self.state == TxState::Open {
+            self.conn()?.batch_execute("COMMIT").await?;
+        }
+        self.state = TxState::Finished;
+        Ok(())
+    }
+
+    /// Rolls back.
+    pub async fn rollback(mut self) -> Result<(), DbError> {
+        if self.state == TxState::Open {
+            self.conn()?.batch_execute("ROLLBACK").await?;
+        }
+        self.state = TxState::Finished;
+        Ok(())
+    }
+}
+
+impl Drop for TenantTx {
+    fn drop(&mut self) {
+        if self.state == TxState::Open {
+            if let Some(conn) = self.conn.take() {
+                // Detach from the pool; dropping the client closes the
+                // connection and Postgres rolls the transaction back.
+                drop(Object::take(conn));
+                tracing::debug!("discarded a connection whose transaction did not finish");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> OrgId {
+        OrgId::new("org_a").unwrap()
+    }
+
+    #[test]
+    fn select_always_carries_the_bound_org_predicate() {
+        let q = Query::select(&PROJECTS)
+            .eq("id", "prj_1")
+            .order_by("id", Direction::Asc)
+            .limit(10);
+        let (sql, params) = q.build(&org(), true).unwrap();
+        assert!(sql.contains("WHERE organization_id = $1 AND id = $2"), "{sql}");
+        assert!(sql.ends_with("ORDER BY id ASC LIMIT $3"), "{sql}");
+        assert_eq!(params[0], Value::Text("org_a".into()));
+        assert_eq!(params.len(), 3);
+    }
+
+    #[test]
+    fn insert_sets_the_org_and_callers_cannot() {
+        let (sql, params) = Query::insert(&PROJECTS, vec![("id", "prj_1".into()), ("name", "n".into())])
+            .build(&org(), true)
+            .unwrap();
+        assert!(
+            sql.starts_with("INSERT INTO app.projects (organization_id, id, name) VALUES ($1, $2, $3)"),
+            "{sql}"
+        );
+        assert_eq!(params[0], Value::Text("org_a".into()));
+        let err = Query::insert(&PROJECTS, vec![("organization_id", "org_b".into())])
+            .build(&org(), true)
+            .unwrap_err();
+        assert_eq!(err.column, "organization_id");
+    }
+
+    #[test]
+    fn update_and_delete_are_org_scoped() {
+        let (sql, _) = Query::update(&PROJECTS, vec![("name", "x".into())])
+            .eq("id", "prj_1")
+            .build(&org(), true)
+            .unwrap();
+        assert!(
+            sql.contains("SET name = $2, updated_at = now() WHERE organization_id = $1 AND id = $3"),
+            "{sql}"
+        );
+        let (sql, _) = Query::delete(&DOCUMENTS)
+            .eq("id", "doc_1")
+            .build(&org(), true)
+            .unwrap();
+        assert_eq!(
+            sql,
+            "DELETE FROM app.documents WHERE organization_id = $1 AND id = $2 RETURNING id"
+        );
+    }
+
+    #[test]
+    fn search_text_is_bound_and_escaped() {
+        let (sql, params) = Query::select(&PROJECTS)
+            .search(&["name", "description"], "50%_off\\'; drop")
+            .build(&org(), true)
+            .unwrap();
+        assert!(sql.contains("(name ILIKE $2 OR description ILIKE $2)"), "{sql}");
+        assert!(!sql.contains("drop"));
+        assert_eq!(params[1], Value::Text("%50\\%\\_off\\\\'; drop%".into()));
+    }
+
+    #[test]
+    fn without_the_org_filter_placeholders_are_renumbered() {
+        let (sql, params) = Query::select(&PROJECTS)
+            .eq("id", "prj_1")
+            .limit(5)
+            .build(&org(), false)
+            .unwrap();
+        assert!(sql.contains("WHERE id = $1"), "{sql}");
+        assert!(sql.ends_with("LIMIT $2"), "{sql}");
+        assert_eq!(params.len(), 2);
+    }
+}

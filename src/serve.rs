@@ -1,0 +1,117 @@
+//! `tenantry serve`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tenantry_harness::services::{Database, Postgres};
+use tenantry_reference::config::Config;
+use tenantry_reference::server::{self, StackOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML). Environment variables TENANTRY_<SECTION>_<KEY> override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides server.listen).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Trust the X-Tenantry-Dev-Tenant header as identity. For local exploration
+    /// only, until the auth proxy lands: anyone can claim any org with it.
+    #[arg(long)]
+    dev_auth: bool,
+    /// Inject a named flaw (repeatable). See `--inject help`.
+    #[cfg(feature = "inject")]
+    #[arg(long = "inject", value_name = "NAME")]
+    inject: Vec<String>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    #[allow(unused_mut)]
+    let mut options = StackOptions {
+        config: config.clone(),
+        dev_auth: args.dev_auth,
+        ..StackOptions::default()
+    };
+    #[cfg(feature = "inject")]
+    for name in &args.inject {
+        use tenantry_reference::inject::Flaw;
+        if name == "help" {
+            for flaw in Flaw::ALL {
+                println!("{:<26} [{}] {}", flaw.name(), flaw.family(), flaw.description());
+            }
+            return Ok(());
+        }
+        let flaw: Flaw = name.parse().map_err(anyhow::Error::msg)?;
+        options.flaws.insert(flaw);
+    }
+
+    // Either the configured database or an ephemeral one that lives as long
+    // as this process.
+    let mut _ephemeral: Option<(std::sync::Arc<Postgres>, Database)> = None;
+    let (admin_url, app_password) = match (&config.database.url, &config.database.app_password) {
+        (Some(url), Some(password)) => (url.clone(), password.clone()),
+        _ => {
+            eprintln!("starting an ephemeral Postgres (set database.url to use your own)...");
+            let pg = std::sync::Arc::new(Postgres::start().await.context("starting Postgres")?);
+            let database = pg.create_database().await.context("creating the database")?;
+            eprintln!(
+                "postgres {} ({}) ready in {} ms: {}",
+                pg.version(),
+                pg.source(),
+                pg.started_in().as_millis(),
+                pg.redacted_url(database.name())
+            );
+            let url = database.url();
+            let password = tenantry_reference::ids::new_id(tenantry_reference::ids::IdKind::Project);
+            _ephemeral = Some((pg, database));
+            (url, password)
+        }
+    };
+    server::prepare_database(&admin_url, &app_password, &options)
+        .await
+        .context("preparing the database")?;
+    let app = server::build(&admin_url, &app_password, &options)?;
+    let listener = server::bind(config.server.listen).await?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    if options.dev_auth {
+        eprintln!("WARNING: --dev-auth trusts the X-Tenantry-Dev-Tenant header; never expose this server");
+        eprintln!(
+            "  try: curl -H 'X-Tenantry-Dev-Tenant: org_demo;user_demo;org:admin' http://{addr}/api/projects"
+        );
+    } else {
+        eprintln!(
+            "note: tenant routes answer 401 until the auth proxy lands; use --dev-auth to explore them"
+        );
+    }
+    #[cfg(feature = "inject")]
+    if !options.flaws.is_empty() {
+        let names: Vec<&str> = options.flaws.iter().map(|f| f.name()).collect();
+        eprintln!("WARNING: injected flaws: {}", names.join(", "));
+    }
+    println!("tenantry reference server listening on http://{addr}");
+    app.serve(listener, shutdown_signal()).await?;
+    eprintln!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
