@@ -778,7 +778,7 @@ mod tests {
             .build(&org(), true)
             .unwrap();
         assert!(
-            sql.contains("SET name = $2, updated_at = now() WHERE organization_id = $1 AND id = $3"),
+            sql.contains("SET name = $3, updated_at = now() WHERE organization_id = $1 AND id = $2"),
             "{sql}"
         );
         let (sql, _) = Query::delete(&DOCUMENTS)

@@ -1,0 +1,244 @@
+//! A reference stack per test: a fresh database cloned from a migrated
+//! template on the process's shared ephemeral Postgres, the real server on a
+//! loopback port, and the dev-auth layer standing in for the proxy.
+#![allow(dead_code)]
+
+pub mod checks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use serde_json::{json, Value};
+use tenantry_harness::services::{Database, Postgres};
+use tenantry_reference::config::Config;
+use tenantry_reference::db::{self, PoolSettings};
+use tenantry_reference::server::{self, StackOptions};
+use tenantry_reference::tenant_db::Db;
+use tokio_postgres::NoTls;
+
+/// Test-only password of the app role. Roles are cluster-wide, so every test
+/// on a cluster uses the same one.
+pub const APP_PASSWORD: &str = "tenantry-test-app-password";
+
+pub struct TestStack {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub database: Database,
+    pub options: StackOptions,
+    server: tokio::task::JoinHandle<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+pub async fn postgres() -> Arc<Postgres> {
+    Postgres::shared()
+        .await
+        .expect("an ephemeral Postgres (see the services module docs)")
+}
+
+/// A fresh, migrated database.
+pub async fn database() -> Database {
+    let pg = postgres().await;
+    let template = format!("tref_{}", db::schema_fingerprint());
+    pg.database_from_template(
+        &template,
+        |url| async move { db::migrate(&url, APP_PASSWORD).await },
+    )
+    .await
+    .expect("a database cloned from the migrated template")
+}
+
+impl TestStack {
+    pub async fn start() -> Self {
+        Self::with_options(StackOptions {
+            dev_auth: true,
+            ..StackOptions::default()
+        })
+        .await
+    }
+
+    #[cfg(feature = "inject")]
+    pub async fn with_flaws(flaws: &[tenantry_reference::inject::Flaw]) -> Self {
+        Self::with_options(StackOptions {
+            dev_auth: true,
+            flaws: tenantry_reference::inject::Flaws::of(flaws),
+            ..StackOptions::default()
+        })
+        .await
+    }
+
+    pub async fn with_options(mut options: StackOptions) -> Self {
+        let database = database().await;
+        options.config = Config {
+            cache: tenantry_reference::config::CacheConfig {
+                stats_ttl_ms: 60_000,
+                max_entries: 100,
+            },
+            ..Config::default()
+        };
+        options.config.database.pool_size = 4;
+        server::prepare_database(&database.url(), APP_PASSWORD, &options)
+            .await
+            .expect("migrations and flaws");
+        let app = server::build(&database.url(), APP_PASSWORD, &options).expect("the app");
+        let listener = server::bind(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("a loopback port");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = app
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Self {
+            base,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            database,
+            options,
+            server,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// A superuser connection to this test's database.
+    pub async fn superuser(&self) -> tokio_postgres::Client {
+        connect(&self.database.url()).await
+    }
+
+    /// The role the server connects as (the app role; the owner under `rls-not-forced`).
+    pub fn serving_role(&self) -> &'static str {
+        #[cfg(feature = "inject")]
+        return db::serving_role(&self.options.flaws);
+        #[cfg(not(feature = "inject"))]
+        db::serving_role()
+    }
+
+    /// A raw connection as the serving role.
+    pub async fn app_client(&self) -> tokio_postgres::Client {
+        connect(&self.database.url_as(self.serving_role(), APP_PASSWORD)).await
+    }
+
+    /// A pool of `size` serving-role connections, and a `Db` over the same
+    /// pool with this stack's flaws.
+    pub fn app_pool(&self, size: usize) -> (Pool, Db) {
+        let pool = db::pool_as(
+            &self.database.url(),
+            self.serving_role(),
+            APP_PASSWORD,
+            &PoolSettings {
+                size,
+                statement_timeout: Duration::from_secs(5),
+            },
+        )
+        .unwrap();
+        let db = Db::new(pool.clone());
+        #[cfg(feature = "inject")]
+        let db = db.with_flaws(self.options.flaws.clone());
+        (pool, db)
+    }
+
+    pub fn as_user(&self, org: &str, user: &str, role: &str) -> Actor {
+        Actor {
+            base: self.base.clone(),
+            http: self.http.clone(),
+            header: Some(format!("{org};{user};{role}")),
+        }
+    }
+
+    pub fn anonymous(&self) -> Actor {
+        Actor {
+            base: self.base.clone(),
+            http: self.http.clone(),
+            header: None,
+        }
+    }
+}
+
+impl Drop for TestStack {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server.abort();
+    }
+}
+
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// One identity's view of the API.
+#[derive(Clone)]
+pub struct Actor {
+    base: String,
+    http: reqwest::Client,
+    header: Option<String>,
+}
+
+/// A response: status and parsed body (Null when empty or not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Actor {
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(header) = &self.header {
+            request = request.header("x-tenantry-dev-tenant", header);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, body, text }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send("POST", path, Some(body)).await
+    }
+
+    /// Creates a project and returns its id.
+    pub async fn project(&self, name: &str, description: &str) -> String {
+        let reply = self
+            .post(
+                "/api/projects",
+                json!({ "name": name, "description": description }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "create project: {}", reply.text);
+        reply.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a document and returns its id.
+    pub async fn document(&self, project: &str, title: &str, body: &str) -> String {
+        let reply = self
+            .post(
+                &format!("/api/projects/{project}/documents"),
+                json!({ "title": title, "body": body }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "create document: {}", reply.text);
+        reply.body["id"].as_str().unwrap().to_string()
+    }
+}

@@ -1,0 +1,97 @@
+//! Every injected data-plane flaw makes the check meant for it fail — the
+//! same check that passes on the clean stack in `data_plane.rs`.
+#![cfg(feature = "inject")]
+
+mod common;
+
+use common::checks::{self, seed, Check};
+use common::TestStack;
+use tenantry_reference::inject::Flaw;
+
+/// Runs, on a stack with `flaw` injected, the check that must catch it. The
+/// match is exhaustive: a new flaw does not compile until it has a check.
+async fn catching_check(flaw: Flaw) -> Check {
+    let stack = TestStack::with_flaws(&[flaw]).await;
+    let world = seed(&stack).await;
+    match flaw {
+        Flaw::RlsNotForced => checks::rls_alone(&stack, &world)
+            .await
+            .and(checks::catalog(&stack).await),
+        Flaw::NoAppFilter => checks::wrapper_alone(&stack, &world).await,
+        Flaw::NoRls => checks::rls_alone(&stack, &world).await,
+        Flaw::SessionScopedContext => checks::pooled_reuse(&stack, &world).await,
+        Flaw::CacheKeyWithoutOrg => checks::stats_isolation(&world).await,
+        Flaw::JobWithoutOrg => checks::export_isolation(&world).await,
+    }
+}
+
+async fn expect_caught(flaw: Flaw) {
+    match catching_check(flaw).await {
+        Ok(()) => panic!("flaw {flaw} was injected but its check passed"),
+        Err(violation) => eprintln!("{flaw} caught:\n{violation}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rls_not_forced_is_caught() {
+    expect_caught(Flaw::RlsNotForced).await;
+    // The catalog sweep sees it on its own too.
+    let stack = TestStack::with_flaws(&[Flaw::RlsNotForced]).await;
+    let err = checks::catalog(&stack).await.unwrap_err();
+    assert!(err.contains("RLS not forced"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_app_filter_is_caught_by_layer_ablation() {
+    expect_caught(Flaw::NoAppFilter).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_app_filter_is_still_contained_by_rls() {
+    // Defence in depth: with the app filter gone, RLS alone keeps HTTP isolated.
+    let stack = TestStack::with_flaws(&[Flaw::NoAppFilter]).await;
+    let world = seed(&stack).await;
+    checks::http_isolation(&world).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_rls_is_caught() {
+    expect_caught(Flaw::NoRls).await;
+    let stack = TestStack::with_flaws(&[Flaw::NoRls]).await;
+    let world = seed(&stack).await;
+    assert!(checks::no_context(&stack).await.is_err());
+    assert!(checks::cross_org_writes(&stack, &world).await.is_err());
+    assert!(checks::catalog(&stack).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_scoped_context_is_caught_on_pooled_reuse() {
+    expect_caught(Flaw::SessionScopedContext).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_key_without_org_is_caught() {
+    expect_caught(Flaw::CacheKeyWithoutOrg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_without_org_is_caught() {
+    expect_caught(Flaw::JobWithoutOrg).await;
+}
+
+#[test]
+fn every_flaw_is_listed_here() {
+    // Flaw::ALL is generated from the enum; the exhaustive match in
+    // `catching_check` covers each one, and this names the tests above.
+    let tested = [
+        Flaw::RlsNotForced,
+        Flaw::NoAppFilter,
+        Flaw::NoRls,
+        Flaw::SessionScopedContext,
+        Flaw::CacheKeyWithoutOrg,
+        Flaw::JobWithoutOrg,
+    ];
+    for flaw in Flaw::ALL {
+        assert!(tested.contains(flaw), "flaw {flaw} has no test in flaws.rs");
+    }
+}
