@@ -191,6 +191,16 @@ impl Postgres {
         if let Ok(url) = std::env::var("TENANTRY_DATABASE_URL") {
             return Self::external(&url, began).await;
         }
+        Self::start_owned(began).await
+    }
+
+    /// Attaches to the server at `url` (a superuser, or a role with CREATEDB
+    /// and CREATEROLE), as `TENANTRY_DATABASE_URL` does.
+    pub async fn attach(url: &str) -> Result<Self, ServiceError> {
+        Self::external(url, Instant::now()).await
+    }
+
+    async fn start_owned(began: Instant) -> Result<Self, ServiceError> {
         #[cfg(feature = "docker")]
         if docker::engine_available() {
             match docker::start_postgres(postgres_local::SUPERUSER).await {
@@ -257,7 +267,7 @@ impl Postgres {
 
     async fn external(url: &str, began: Instant) -> Result<Self, ServiceError> {
         let config: tokio_postgres::Config = url.parse().map_err(|e| ServiceError::Setup {
-            what: format!("TENANTRY_DATABASE_URL is not a valid Postgres URL: {e}"),
+            what: format!("not a valid Postgres URL (TENANTRY_DATABASE_URL): {e}"),
         })?;
         let host = match config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -288,7 +298,9 @@ impl Postgres {
             .query_one("SHOW server_version", &[])
             .await
             .map_err(|e| ServiceError::sql("read server_version", e))?;
-        pg.version = row.get(0);
+        let version: String = row.get(0);
+        // "15.18 (Debian 15.18-0+deb12u1)" -> "15.18", as the local backend reports it.
+        pg.version = version.split_whitespace().next().unwrap_or_default().to_string();
         Ok(pg)
     }
 

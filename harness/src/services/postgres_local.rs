@@ -34,6 +34,10 @@ impl Binaries {
 /// the real bindir), `pg_config --bindir`, Debian's versioned folders
 /// (highest major first).
 pub(crate) fn find_binaries() -> Result<Binaries, ServiceError> {
+    find_binaries_in(candidate_bindirs())
+}
+
+fn candidate_bindirs() -> Vec<PathBuf> {
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(dir) = std::env::var_os("TENANTRY_PG_BINDIR") {
         candidates.push(PathBuf::from(dir));
@@ -61,6 +65,11 @@ pub(crate) fn find_binaries() -> Result<Binaries, ServiceError> {
         majors.sort_by(|a, b| b.0.cmp(&a.0));
         candidates.extend(majors.into_iter().map(|(_, dir)| dir));
     }
+    candidates
+}
+
+/// The first folder of `candidates` that holds `initdb` and `postgres`.
+pub(crate) fn find_binaries_in(candidates: Vec<PathBuf>) -> Result<Binaries, ServiceError> {
     for bindir in candidates {
         let usable = ["initdb", "postgres"]
             .iter()
@@ -311,5 +320,27 @@ impl Drop for LocalPostgres {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_found_names_what_to_install() {
+        let empty = std::env::temp_dir().join(format!("tenantry-empty-{}", process::random_hex()));
+        fs::create_dir_all(&empty).unwrap();
+        let err = find_binaries_in(vec![empty.clone()]).unwrap_err().to_string();
+        fs::remove_dir_all(&empty).unwrap();
+        assert!(err.starts_with("PostgreSQL is not available:"), "{err}");
+        assert!(err.contains("apt-get install postgresql"), "{err}");
+        assert!(err.contains("TENANTRY_DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn the_machine_postgres_is_found_with_its_version() {
+        let bins = find_binaries().expect("PostgreSQL server binaries on this machine");
+        assert!(bins.version.chars().next().is_some_and(|c| c.is_ascii_digit()), "{:?}", bins);
     }
 }

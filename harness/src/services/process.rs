@@ -304,3 +304,42 @@ pub(crate) fn tail(path: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_whose_owner_died_is_reaped() {
+        let base = std::env::temp_dir().join(format!("tenantry-reap-test-{}", random_hex()));
+        create_traversable_dir(&base).unwrap();
+        // An owner that is certainly gone, and a "server" that is alive.
+        let mut owner = Command::new("true").spawn().unwrap();
+        let owner_pid = owner.id();
+        owner.wait().unwrap();
+        let mut server = Command::new("sleep").arg("30").spawn().unwrap();
+        let stale = base.join("pg-stale");
+        fs::create_dir_all(&stale).unwrap();
+        fs::write(stale.join("owner"), format!("{owner_pid} 1\n")).unwrap();
+        fs::write(stale.join("server.pid"), format!("{}\n", server.id())).unwrap();
+        // A folder of a live owner (this process) is left alone.
+        let live = base.join("pg-live");
+        fs::create_dir_all(&live).unwrap();
+        let me = std::process::id();
+        fs::write(live.join("owner"), format!("{me} {}\n", start_time(me).unwrap())).unwrap();
+
+        reap_stale(&base);
+
+        let status = server.wait().unwrap();
+        assert!(!status.success(), "the orphaned server was signalled");
+        assert!(!stale.exists(), "the stale folder is gone");
+        assert!(live.exists(), "a live owner's folder stays");
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn free_ports_are_bindable() {
+        let port = free_port().unwrap();
+        assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+    }
+}
