@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 /// Tenancy conformance and fuzz test harness for multi-tenant SaaS back ends.
 #[derive(Debug, Parser)]
-#[command(name = "tenantry", version, about, long_about = None)]
+#[command(name = "tenantry", version, about, long_about = None, max_term_width = 100)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

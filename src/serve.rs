@@ -30,12 +30,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
-    #[allow(unused_mut)]
-    let mut options = StackOptions {
-        config: config.clone(),
-        dev_auth: args.dev_auth,
-        ..StackOptions::default()
-    };
+    #[cfg_attr(not(feature = "inject"), allow(unused_mut))]
+    let mut options = StackOptions::new(config.clone(), args.dev_auth);
     #[cfg(feature = "inject")]
     for name in &args.inject {
         use tenantry_reference::inject::Flaw;

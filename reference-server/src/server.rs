@@ -35,6 +35,18 @@ pub struct StackOptions {
     pub flaws: Flaws,
 }
 
+impl StackOptions {
+    /// Options with no flaws injected.
+    pub fn new(config: Config, dev_auth: bool) -> Self {
+        Self {
+            config,
+            dev_auth,
+            #[cfg(feature = "inject")]
+            flaws: Flaws::none(),
+        }
+    }
+}
+
 /// Why the stack could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -62,7 +62,7 @@ fn candidate_bindirs() -> Vec<PathBuf> {
                 Some((major, e.path().join("bin")))
             })
             .collect();
-        majors.sort_by(|a, b| b.0.cmp(&a.0));
+        majors.sort_by_key(|m| std::cmp::Reverse(m.0));
         candidates.extend(majors.into_iter().map(|(_, dir)| dir));
     }
     candidates

@@ -30,6 +30,12 @@ impl From<JsonRejection> for Problem {
                 "send the body as application/json",
             ),
             JsonRejection::JsonDataError(e) => Problem::invalid(e.body_text()),
+            other if other.status() == http::StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Content Too Large",
+                "the request body is larger than the server accepts",
+            ),
             other => Problem::bad_request(other.body_text()),
         }
     }

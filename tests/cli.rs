@@ -1,0 +1,110 @@
+//! The `tenantry` binary end to end: `serve` starts Postgres and the
+//! reference server and answers requests; bad input exits 2 with a precise
+//! error; help texts are snapshotted.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn tenantry() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tenantry"))
+}
+
+fn snapshot_settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings
+}
+
+#[test]
+fn serve_starts_postgres_and_the_server_and_stops_on_sigterm() {
+    let mut child = tenantry()
+        .args(["serve", "--dev-auth", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("tenantry reference server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let health = http.get(format!("{url}/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let created = http
+            .post(format!("{url}/api/projects"))
+            .header("x-tenantry-dev-tenant", "org_cli;user_cli;org:admin")
+            .json(&serde_json::json!({ "name": "from the cli test" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let anonymous = http.get(format!("{url}/api/projects")).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401);
+    });
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(status.success(), "exit {status}: {stderr}");
+    assert!(stderr.contains("ready in"), "{stderr}");
+    assert!(!stderr.contains("tenantry-app-password"), "a secret reached the log");
+}
+
+#[test]
+fn a_bad_config_file_exits_2_naming_file_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("tenantry-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "[database]\npool_size = 4\npol_size = 5\n").unwrap();
+    let out = tenantry().arg("serve").arg("--config").arg(&file).output().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!("error: {}:3:1: unknown field `pol_size`", file.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
+#[test]
+fn a_bad_environment_override_exits_2_naming_the_key() {
+    let out = tenantry()
+        .arg("serve")
+        .env("TENANTRY_DATABASE_POOL_SIZE", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config key `database.pool_size` (from TENANTRY_DATABASE_POOL_SIZE): expected an integer, got `lots`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_texts() {
+    let settings = snapshot_settings();
+    for args in [vec!["--help"], vec!["serve", "--help"]] {
+        let out = tenantry().args(&args).output().unwrap();
+        assert!(out.status.success());
+        // `--inject` exists only in builds with the `inject` feature.
+        let flavour = if cfg!(feature = "inject") { "_inject" } else { "" };
+        let name = format!("cli_help_{}{flavour}", args.join("_").replace("--", ""));
+        settings.bind(|| insta::assert_snapshot!(name, String::from_utf8_lossy(&out.stdout)));
+    }
+}
