@@ -51,20 +51,29 @@ fn serve_starts_postgres_and_the_server_and_stops_on_sigterm() {
         assert_eq!(anonymous.status(), 401);
     });
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "serve did not stop on SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut stderr = String::new();
     child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert!(status.success(), "exit {status}: {stderr}");
     assert!(stderr.contains("ready in"), "{stderr}");
-    assert!(!stderr.contains("tenantry-app-password"), "a secret reached the log");
+    assert!(
+        !stderr.contains("tenantry-app-password"),
+        "a secret reached the log"
+    );
 }
 
 #[test]
@@ -73,7 +82,12 @@ fn a_bad_config_file_exits_2_naming_file_line_and_column() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bad.toml");
     std::fs::write(&file, "[database]\npool_size = 4\npol_size = 5\n").unwrap();
-    let out = tenantry().arg("serve").arg("--config").arg(&file).output().unwrap();
+    let out = tenantry()
+        .arg("serve")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);

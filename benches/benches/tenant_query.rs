@@ -60,7 +60,11 @@ fn bare_pool(database: &Database) -> Pool {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Pool::builder(manager).max_size(POOL).runtime(Runtime::Tokio1).build().unwrap()
+    Pool::builder(manager)
+        .max_size(POOL)
+        .runtime(Runtime::Tokio1)
+        .build()
+        .unwrap()
 }
 
 fn tenant_pool(database: &Database) -> Pool {
@@ -77,7 +81,9 @@ fn tenant_pool(database: &Database) -> Pool {
 }
 
 fn list_query() -> Query {
-    Query::select(&PROJECTS).order_by("id", Direction::Asc).limit(PAGE)
+    Query::select(&PROJECTS)
+        .order_by("id", Direction::Asc)
+        .limit(PAGE)
 }
 
 async fn bare(pool: &Pool, sql: &str) -> usize {
@@ -94,14 +100,19 @@ async fn naive(pool: &Pool, sql: &str) -> usize {
     let mut conn = pool.get().await.unwrap();
     let statement = conn.prepare_cached(sql).await.unwrap();
     let tx = conn.transaction().await.unwrap();
-    tx.execute("SELECT set_config('app.org_id', $1, true)", &[&ORG_A]).await.unwrap();
+    tx.execute("SELECT set_config('app.org_id', $1, true)", &[&ORG_A])
+        .await
+        .unwrap();
     let n = tx.query(&statement, &[&ORG_A, &PAGE]).await.unwrap().len();
     tx.commit().await.unwrap();
     n
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let setup = rt.block_on(setup());
     let bare_pool = bare_pool(&setup.database);
     let naive_pool = tenant_pool(&setup.database);

@@ -14,7 +14,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::env::set_var("TENANTRY_CACHE_DIR", &cache);
 
     let cold = Postgres::start().await?;
-    println!("postgres {} cold start (initdb + start): {:>6} ms", cold.version(), cold.started_in().as_millis());
+    println!(
+        "postgres {} cold start (initdb + start): {:>6} ms",
+        cold.version(),
+        cold.started_in().as_millis()
+    );
     drop(cold);
 
     let mut warm_ms = Vec::new();
@@ -23,7 +27,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         warm_ms.push(warm.started_in().as_millis());
     }
     warm_ms.sort();
-    println!("postgres warm start (copy template + start), median of 5: {:>6} ms", warm_ms[2]);
+    println!(
+        "postgres warm start (copy template + start), median of 5: {:>6} ms",
+        warm_ms[2]
+    );
 
     let pg = std::sync::Arc::new(Postgres::start().await?);
     let template_began = Instant::now();
@@ -39,22 +46,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok::<(), tokio_postgres::Error>(())
         })
         .await?;
-    println!("template database built + first clone: {:>6} ms", template_began.elapsed().as_millis());
+    println!(
+        "template database built + first clone: {:>6} ms",
+        template_began.elapsed().as_millis()
+    );
     drop(first);
     let n = 20;
     let began = Instant::now();
     let mut dbs = Vec::new();
     for _ in 0..n {
-        dbs.push(pg.database_from_template("timing_tpl", |_| async { Ok::<(), String>(()) }).await?);
+        dbs.push(
+            pg.database_from_template("timing_tpl", |_| async { Ok::<(), String>(()) })
+                .await?,
+        );
     }
-    println!("per-test database (CREATE DATABASE … TEMPLATE), mean of {n}: {:>6.1} ms", began.elapsed().as_secs_f64() * 1000.0 / n as f64);
+    println!(
+        "per-test database (CREATE DATABASE … TEMPLATE), mean of {n}: {:>6.1} ms",
+        began.elapsed().as_secs_f64() * 1000.0 / n as f64
+    );
     let began = Instant::now();
     drop(dbs);
-    println!("drop database, mean of {n}: {:>6.1} ms", began.elapsed().as_secs_f64() * 1000.0 / n as f64);
+    println!(
+        "drop database, mean of {n}: {:>6.1} ms",
+        began.elapsed().as_secs_f64() * 1000.0 / n as f64
+    );
 
     let began = Instant::now();
     let redis = Redis::start().await?;
-    println!("redis start: {:>6} ms ({})", began.elapsed().as_millis(), redis.url());
+    println!(
+        "redis start: {:>6} ms ({})",
+        began.elapsed().as_millis(),
+        redis.url()
+    );
     drop(redis);
     drop(pg);
     let _ = std::fs::remove_dir_all(&cache);

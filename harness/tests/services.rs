@@ -27,7 +27,11 @@ async fn each_database_is_fresh_and_is_dropped_with_its_handle() {
     let one = pg.create_database().await.unwrap();
     let two = pg.create_database().await.unwrap();
     assert_ne!(one.name(), two.name());
-    connect(&one.url()).await.batch_execute("CREATE TABLE t (x int)").await.unwrap();
+    connect(&one.url())
+        .await
+        .batch_execute("CREATE TABLE t (x int)")
+        .await
+        .unwrap();
     let absent = connect(&two.url())
         .await
         .query_opt("SELECT 1 FROM pg_class WHERE relname = 't'", &[])
@@ -56,16 +60,28 @@ async fn a_template_is_initialised_once_and_cloned_per_database() {
         let db = pg
             .database_from_template(&template, |url| async move {
                 runs.fetch_add(1, Ordering::SeqCst);
-                connect(&url).await.batch_execute("CREATE TABLE seeded (x int); INSERT INTO seeded VALUES (42)").await
+                connect(&url)
+                    .await
+                    .batch_execute("CREATE TABLE seeded (x int); INSERT INTO seeded VALUES (42)")
+                    .await
             })
             .await
             .unwrap();
-        let x: i32 = connect(&db.url()).await.query_one("SELECT x FROM seeded", &[]).await.unwrap().get(0);
+        let x: i32 = connect(&db.url())
+            .await
+            .query_one("SELECT x FROM seeded", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(x, 42);
         names.push(db.name().to_string());
         keep.push(db);
     }
-    assert_eq!(runs.load(Ordering::SeqCst), 1, "the initialiser ran more than once");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the initialiser ran more than once"
+    );
     names.dedup();
     assert_eq!(names.len(), 3);
 }
@@ -132,7 +148,10 @@ fn a_panicking_test_still_stops_its_server() {
     .join();
     assert!(outcome.is_err(), "the thread panicked");
     let port = rx.recv().unwrap();
-    assert!(!port_open(port), "postgres still listens on {port} after the panic");
+    assert!(
+        !port_open(port),
+        "postgres still listens on {port} after the panic"
+    );
 }
 
 #[tokio::test]
@@ -147,7 +166,9 @@ async fn attaching_to_a_url_uses_that_server() {
 
 #[tokio::test]
 async fn redis_starts_stops_and_restarts_on_the_same_port() {
-    let redis = Redis::start().await.expect("redis-server (scripts/test installs it)");
+    let redis = Redis::start()
+        .await
+        .expect("redis-server (scripts/test installs it)");
     let client = redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();

@@ -23,14 +23,35 @@ async fn problem_bodies() {
     let http = reqwest::Client::new();
 
     let mut cases = Vec::new();
-    cases.push(("missing project", a.get("/api/projects/prj_0000000000000000000000000z").await));
-    cases.push(("foreign project", b.get(&format!("/api/projects/{project}")).await));
+    cases.push((
+        "missing project",
+        a.get("/api/projects/prj_0000000000000000000000000z").await,
+    ));
+    cases.push((
+        "foreign project",
+        b.get(&format!("/api/projects/{project}")).await,
+    ));
     cases.push(("malformed id", a.get("/api/projects/not-an-id").await));
     cases.push(("no identity", stack.anonymous().get("/api/projects").await));
     cases.push(("org path mismatch", b.get("/api/orgs/org_fmt_a/projects").await));
-    cases.push(("member deletes", member.send("DELETE", &format!("/api/projects/{project}"), None).await));
-    cases.push(("empty name", a.post("/api/projects", json!({ "name": "  " })).await));
-    cases.push(("unknown field", a.post("/api/projects", json!({ "name": "x", "organization_id": "org_fmt_b" })).await));
+    cases.push((
+        "member deletes",
+        member
+            .send("DELETE", &format!("/api/projects/{project}"), None)
+            .await,
+    ));
+    cases.push((
+        "empty name",
+        a.post("/api/projects", json!({ "name": "  " })).await,
+    ));
+    cases.push((
+        "unknown field",
+        a.post(
+            "/api/projects",
+            json!({ "name": "x", "organization_id": "org_fmt_b" }),
+        )
+        .await,
+    ));
     cases.push(("limit out of range", a.get("/api/projects?limit=0").await));
     cases.push(("search without q", a.get("/api/search").await));
     cases.push(("no route", a.get("/api/nothing").await));
@@ -66,8 +87,18 @@ async fn openapi_document() {
     let doc = stack.anonymous().get("/openapi.json").await;
     assert_eq!(doc.status, 200);
     let paths: Vec<&String> = doc.body["paths"].as_object().unwrap().keys().collect();
-    for expected in ["/api/projects", "/api/projects/{id}", "/api/documents/{id}", "/api/search", "/api/exports", "/api/stats"] {
-        assert!(paths.iter().any(|p| *p == expected), "{expected} missing from {paths:?}");
+    for expected in [
+        "/api/projects",
+        "/api/projects/{id}",
+        "/api/documents/{id}",
+        "/api/search",
+        "/api/exports",
+        "/api/stats",
+    ] {
+        assert!(
+            paths.iter().any(|p| *p == expected),
+            "{expected} missing from {paths:?}"
+        );
     }
     settings().bind(|| insta::assert_json_snapshot!("reference_openapi", doc.body));
 }

@@ -341,6 +341,10 @@ mod tests {
     #[test]
     fn the_machine_postgres_is_found_with_its_version() {
         let bins = find_binaries().expect("PostgreSQL server binaries on this machine");
-        assert!(bins.version.chars().next().is_some_and(|c| c.is_ascii_digit()), "{:?}", bins);
+        assert!(
+            bins.version.chars().next().is_some_and(|c| c.is_ascii_digit()),
+            "{:?}",
+            bins
+        );
     }
 }
