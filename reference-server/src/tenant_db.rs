@@ -421,6 +421,72 @@ impl Query {
     }
 }
 
+/// Structure-aware input for the `tenant_query` fuzz target: a statement
+/// shape whose every caller-supplied string carries the marker byte `\u{1}`.
+#[derive(Debug, Clone)]
+pub struct FuzzInput {
+    /// The tenant's org.
+    pub org: String,
+    /// 0 select, 1 count, 2 insert, 3 update, 4 delete.
+    pub kind: u8,
+    /// (column index, value) filters.
+    pub filters: Vec<(u8, String)>,
+    /// Search text.
+    pub search: Option<String>,
+    /// Sort column index and direction.
+    pub order: Option<(u8, bool)>,
+    /// Limit.
+    pub limit: Option<i64>,
+}
+
+impl FuzzInput {
+    /// The statement this input describes, on `app.projects`.
+    pub fn query(&self) -> Query {
+        let table = &PROJECTS;
+        let column = |i: u8| table.columns[usize::from(i) % table.columns.len()];
+        let marked = |s: &str| Value::Text(format!("\u{1}{s}"));
+        let values: Vec<(&'static str, Value)> = self
+            .filters
+            .iter()
+            .map(|(c, v)| (column(*c), marked(v)))
+            .collect();
+        let mut query = match self.kind % 5 {
+            0 => Query::select(table),
+            1 => Query::count(table),
+            2 => return Query::insert(table, values),
+            3 => Query::update(table, values.clone()),
+            _ => Query::delete(table),
+        };
+        for (c, v) in &self.filters {
+            query = query.eq(column(*c), marked(v));
+        }
+        if let Some(text) = &self.search {
+            query = query.search(&["name", "description"], &format!("\u{1}{text}"));
+        }
+        if let Some((c, asc)) = self.order {
+            query = query.order_by(column(c), if asc { Direction::Asc } else { Direction::Desc });
+        }
+        if let Some(n) = self.limit {
+            query = query.limit(n);
+        }
+        query
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for FuzzInput {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(Self {
+            org: u.arbitrary()?,
+            kind: u.arbitrary()?,
+            filters: u.arbitrary()?,
+            search: u.arbitrary()?,
+            order: u.arbitrary()?,
+            limit: u.arbitrary()?,
+        })
+    }
+}
+
 fn renumber_without_first(sql: &str, _count: usize) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
@@ -800,6 +866,35 @@ mod tests {
         assert!(sql.contains("(name ILIKE $2 OR description ILIKE $2)"), "{sql}");
         assert!(!sql.contains("drop"));
         assert_eq!(params[1], Value::Text("%50\\%\\_off\\\\'; drop%".into()));
+    }
+
+    #[test]
+    fn caller_text_is_never_interpolated() {
+        let input = FuzzInput {
+            org: "org_x".into(),
+            kind: 3,
+            filters: vec![(1, "'; DROP TABLE app.projects; --".into()), (0, "$1".into())],
+            search: Some("%_\\".into()),
+            order: Some((2, false)),
+            limit: Some(-5),
+        };
+        for kind in 0..5 {
+            let input = FuzzInput {
+                kind,
+                ..input.clone()
+            };
+            let (sql, params) = input.query().build(&org_x(), true).unwrap();
+            assert!(!sql.contains('\u{1}'), "{sql}");
+            assert_eq!(params[0], Value::Text("org_x".into()));
+            assert!(
+                sql.contains("organization_id = $1") || sql.contains("(organization_id,"),
+                "{sql}"
+            );
+        }
+    }
+
+    fn org_x() -> OrgId {
+        OrgId::new("org_x").unwrap()
     }
 
     #[test]
