@@ -2,9 +2,12 @@
 //! pipelined in one round trip) against the bare single statement on the same
 //! kind of pool, and against the naive four-round-trip transaction.
 //!
-//! All three return the same rows under the same RLS policies: the bare
-//! variant's connections carry `app.org_id` from their startup options, so it
-//! pays nothing per query for the context.
+//! All return the same rows under the same RLS policies. The bare variants'
+//! connections carry `app.org_id` from their startup parameters, so they pay
+//! nothing per query for the context. `bare_single_statement` uses the same
+//! pipelining driver and pool type as `TenantDb` (the baseline of the ratio);
+//! `bare_tokio_postgres` is the same statement through tokio-postgres, for
+//! reference.
 //!
 //! `cargo bench -p tenantry-benches --bench tenant_query`
 
@@ -12,11 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{ManagerConfig, RecyclingMethod, Runtime};
 use tenantry_harness::services::{Database, Postgres};
 use tenantry_reference::db::{self, PoolSettings, APP_ROLE};
 use tenantry_reference::tenant::{OrgId, Role, Tenant};
 use tenantry_reference::tenant_db::{Db, Direction, Query, PROJECTS};
+use tenantry_reference::wire::{self, Statement, Value, WireConfig};
 use tokio_postgres::NoTls;
 
 const PASSWORD: &str = "tenantry-bench-app-password";
@@ -49,8 +53,21 @@ async fn setup() -> Setup {
     Setup { _pg: pg, database }
 }
 
-/// A pool whose connections carry org A's context from their startup options.
-fn bare_pool(database: &Database) -> Pool {
+/// A pipelining pool whose connections carry org A's context from their
+/// startup parameters.
+fn bare_pool(database: &Database) -> wire::Pool {
+    let config = WireConfig::from_url(&database.url(), APP_ROLE, PASSWORD)
+        .unwrap()
+        .parameter("app.org_id", ORG_A);
+    wire::Pool::builder(wire::Manager::new(config))
+        .max_size(POOL)
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .unwrap()
+}
+
+/// The same, through tokio-postgres.
+fn tokio_pool(database: &Database) -> deadpool_postgres::Pool {
     let mut config: tokio_postgres::Config = database.url_as(APP_ROLE, PASSWORD).parse().unwrap();
     config.options(format!("-c app.org_id={ORG_A}"));
     let manager = deadpool_postgres::Manager::from_config(
@@ -60,14 +77,14 @@ fn bare_pool(database: &Database) -> Pool {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    Pool::builder(manager)
+    deadpool_postgres::Pool::builder(manager)
         .max_size(POOL)
         .runtime(Runtime::Tokio1)
         .build()
         .unwrap()
 }
 
-fn tenant_pool(database: &Database) -> Pool {
+fn tenant_pool(database: &Database) -> wire::Pool {
     db::pool_as(
         &database.url(),
         APP_ROLE,
@@ -86,7 +103,16 @@ fn list_query() -> Query {
         .limit(PAGE)
 }
 
-async fn bare(pool: &Pool, sql: &str) -> usize {
+fn params() -> [Value; 2] {
+    [Value::Text(ORG_A.into()), Value::Int(PAGE)]
+}
+
+async fn bare(pool: &wire::Pool, sql: &str) -> usize {
+    let mut conn = pool.get().await.unwrap();
+    conn.query(sql, &params()).await.unwrap().unwrap().len()
+}
+
+async fn bare_tokio(pool: &deadpool_postgres::Pool, sql: &str) -> usize {
     let conn = pool.get().await.unwrap();
     let statement = conn.prepare_cached(sql).await.unwrap();
     conn.query(&statement, &[&ORG_A, &PAGE]).await.unwrap().len()
@@ -96,15 +122,19 @@ async fn through_tenant_db(db: &Db, tenant: &Tenant) -> usize {
     db.for_tenant(tenant).read(&list_query()).await.unwrap().len()
 }
 
-async fn naive(pool: &Pool, sql: &str) -> usize {
+/// BEGIN; set_config; SELECT; COMMIT — each waiting for the previous answer.
+async fn naive(pool: &wire::Pool, sql: &str) -> usize {
     let mut conn = pool.get().await.unwrap();
-    let statement = conn.prepare_cached(sql).await.unwrap();
-    let tx = conn.transaction().await.unwrap();
-    tx.execute("SELECT set_config('app.org_id', $1, true)", &[&ORG_A])
-        .await
-        .unwrap();
-    let n = tx.query(&statement, &[&ORG_A, &PAGE]).await.unwrap().len();
-    tx.commit().await.unwrap();
+    let org = [Value::Text(ORG_A.into())];
+    conn.query("BEGIN", &[]).await.unwrap().unwrap();
+    conn.pipeline(&[Statement {
+        sql: "SELECT set_config('app.org_id', $1, true)",
+        params: &org,
+    }])
+    .await
+    .unwrap();
+    let n = conn.query(sql, &params()).await.unwrap().unwrap().len();
+    conn.query("COMMIT", &[]).await.unwrap().unwrap();
     n
 }
 
@@ -115,6 +145,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let setup = rt.block_on(setup());
     let bare_pool = bare_pool(&setup.database);
+    let tokio_pool = tokio_pool(&setup.database);
     let naive_pool = tenant_pool(&setup.database);
     let db = Db::new(tenant_pool(&setup.database));
     let tenant = Tenant::new(OrgId::new(ORG_A).unwrap(), "user", Role::Member, vec![]);
@@ -123,6 +154,7 @@ fn bench(c: &mut Criterion) {
     // Every variant must return the same page of org A, or the comparison is void.
     rt.block_on(async {
         assert_eq!(bare(&bare_pool, &sql).await, PAGE as usize);
+        assert_eq!(bare_tokio(&tokio_pool, &sql).await, PAGE as usize);
         assert_eq!(through_tenant_db(&db, &tenant).await, PAGE as usize);
         assert_eq!(naive(&naive_pool, &sql).await, PAGE as usize);
     });
@@ -134,6 +166,11 @@ fn bench(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter("bare_single_statement"), |b| {
             b.to_async(&rt).iter(|| async {
                 futures::future::join_all((0..concurrency).map(|_| bare(&bare_pool, &sql))).await
+            })
+        });
+        group.bench_function(BenchmarkId::from_parameter("bare_tokio_postgres"), |b| {
+            b.to_async(&rt).iter(|| async {
+                futures::future::join_all((0..concurrency).map(|_| bare_tokio(&tokio_pool, &sql))).await
             })
         });
         group.bench_function(BenchmarkId::from_parameter("tenant_db"), |b| {

@@ -11,8 +11,9 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
+
+use crate::wire::{Manager, Pool, WireConfig};
 
 #[cfg(feature = "inject")]
 use crate::inject::Flaws;
@@ -316,37 +317,27 @@ pub struct PoolSettings {
     pub statement_timeout: Duration,
 }
 
-/// Builds a pool for `user`/`password` on the admin URL's host and database.
+/// Builds a pool of pipelining connections for `user`/`password` on the
+/// admin URL's host and database.
 pub fn pool_as(
     admin_url: &str,
     user: &str,
     password: &str,
     settings: &PoolSettings,
 ) -> Result<Pool, DbSetupError> {
-    let mut config: tokio_postgres::Config = admin_url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| DbSetupError::Pool(e.to_string()))?;
-    config
-        .user(user)
-        .password(password)
-        .application_name("tenantry-reference")
-        .options(format!(
-            "-c statement_timeout={}",
-            settings.statement_timeout.as_millis()
-        ));
-    let manager = deadpool_postgres::Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            // Fast: the per-request transaction leaves nothing behind (the
-            // org context is transaction-local), and a connection whose
-            // transaction did not finish is never returned to the pool.
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(manager)
+    let config = WireConfig::from_url(admin_url, user, password)
+        .map_err(|e| DbSetupError::Pool(e.to_string()))?
+        .parameter("application_name", "tenantry-reference")
+        .parameter(
+            "statement_timeout",
+            &settings.statement_timeout.as_millis().to_string(),
+        );
+    // A connection goes back to the pool only when its last pipeline ran to
+    // completion and no transaction is open (the org context is
+    // transaction-local); anything else is discarded.
+    Pool::builder(Manager::new(config))
         .max_size(settings.size)
-        .runtime(Runtime::Tokio1)
+        .runtime(deadpool::Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_secs(5)))
         .create_timeout(Some(Duration::from_secs(5)))
         .build()

@@ -71,7 +71,7 @@ pub fn start(
 
 /// A BYPASSRLS connection pool; exists only under the `job-without-org` flaw.
 #[derive(Clone)]
-pub struct ServicePool(#[allow(dead_code)] pub(crate) deadpool_postgres::Pool);
+pub struct ServicePool(#[allow(dead_code)] pub(crate) crate::wire::Pool);
 
 impl std::fmt::Debug for ServicePool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,23 +161,24 @@ async fn export(
 /// with no org predicate.
 #[cfg(feature = "inject")]
 async fn export_as_service(service: &ServicePool) -> Result<serde_json::Value, DbError> {
-    let conn = service.0.get().await?;
+    let mut conn = service.0.get().await?;
     let projects = conn
         .query("SELECT id, name, description FROM app.projects ORDER BY id", &[])
-        .await?;
+        .await??;
     let documents = conn
         .query(
             "SELECT id, project_id, title, body FROM app.documents ORDER BY id",
             &[],
         )
-        .await?;
-    Ok(json!({
-        "projects": projects.iter().map(|r| json!({
-            "id": r.get::<_, String>(0), "name": r.get::<_, String>(1), "description": r.get::<_, String>(2),
-        })).collect::<Vec<_>>(),
-        "documents": documents.iter().map(|r| json!({
-            "id": r.get::<_, String>(0), "project_id": r.get::<_, String>(1),
-            "title": r.get::<_, String>(2), "body": r.get::<_, String>(3),
-        })).collect::<Vec<_>>(),
-    }))
+        .await??;
+    let text = |r: &crate::wire::Row, i: usize| -> String { r.get(i) };
+    let projects: Vec<serde_json::Value> = projects
+        .iter()
+        .map(|r| json!({ "id": text(r, 0), "name": text(r, 1), "description": text(r, 2) }))
+        .collect();
+    let documents: Vec<serde_json::Value> = documents
+        .iter()
+        .map(|r| json!({ "id": text(r, 0), "project_id": text(r, 1), "title": text(r, 2), "body": text(r, 3) }))
+        .collect();
+    Ok(json!({ "projects": projects, "documents": documents }))
 }

@@ -42,3 +42,4 @@ pub mod problem;
 pub mod server;
 pub mod tenant;
 pub mod tenant_db;
+pub mod wire;

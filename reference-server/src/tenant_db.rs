@@ -13,9 +13,10 @@
 //! panic) never goes back to the pool: its connection is closed, which makes
 //! Postgres roll it back.
 
-use deadpool_postgres::{Object, Pool};
-use tokio_postgres::types::{IsNull, ToSql, Type};
-use tokio_postgres::Row;
+pub use crate::wire::Row;
+use crate::wire::{
+    Object, Pool, ServerError, Statement, StatementError, StatementResult, TxStatus, WireError,
+};
 
 #[cfg(feature = "inject")]
 use crate::inject::Flaws;
@@ -100,72 +101,7 @@ pub static INTEGRATIONS: Table = Table {
                   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at",
 };
 
-/// A bound parameter value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// `text`
-    Text(String),
-    /// `bigint`
-    Int(i64),
-    /// `jsonb`
-    Json(serde_json::Value),
-    /// `bytea`
-    Bytes(Vec<u8>),
-    /// SQL NULL of any type.
-    Null,
-    /// The transaction's timestamp, `now()` (inserts and updates only).
-    Now,
-}
-
-impl From<&str> for Value {
-    fn from(s: &str) -> Self {
-        Value::Text(s.to_string())
-    }
-}
-
-impl From<String> for Value {
-    fn from(s: String) -> Self {
-        Value::Text(s)
-    }
-}
-
-impl From<i64> for Value {
-    fn from(n: i64) -> Self {
-        Value::Int(n)
-    }
-}
-
-impl From<serde_json::Value> for Value {
-    fn from(v: serde_json::Value) -> Self {
-        Value::Json(v)
-    }
-}
-
-impl ToSql for Value {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self {
-            Value::Text(s) => s.to_sql(ty, out),
-            Value::Int(n) => n.to_sql(ty, out),
-            Value::Json(v) => v.to_sql(ty, out),
-            Value::Bytes(b) => b.to_sql(ty, out),
-            Value::Null => Ok(IsNull::Yes),
-            Value::Now => Err("now() is rendered into the statement, never bound".into()),
-        }
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        <String as ToSql>::accepts(ty)
-            || <i64 as ToSql>::accepts(ty)
-            || <serde_json::Value as ToSql>::accepts(ty)
-            || <Vec<u8> as ToSql>::accepts(ty)
-    }
-
-    tokio_postgres::types::to_sql_checked!();
-}
+pub use crate::wire::Value;
 
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -544,39 +480,60 @@ pub enum DbError {
     Other(String),
 }
 
-impl From<tokio_postgres::Error> for DbError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        use tokio_postgres::error::SqlState;
-        let Some(db) = e.as_db_error() else {
-            return DbError::Unavailable(e.to_string());
-        };
-        let code = db.code();
-        let message = db.message().to_string();
-        if *code == SqlState::UNIQUE_VIOLATION {
-            DbError::Conflict(message)
-        } else if *code == SqlState::FOREIGN_KEY_VIOLATION {
-            DbError::MissingReference(message)
-        } else if *code == SqlState::INSUFFICIENT_PRIVILEGE || *code == SqlState::WITH_CHECK_OPTION_VIOLATION
-        {
-            DbError::PolicyViolation(message)
-        } else if *code == SqlState::QUERY_CANCELED {
-            DbError::Timeout
-        } else if code.code().starts_with("08") || code.code().starts_with("57P") {
-            DbError::Unavailable(message)
-        } else {
-            DbError::Other(format!("{}: {message}", code.code()))
+impl DbError {
+    fn from_sqlstate(code: &str, message: String) -> Self {
+        match code {
+            "23505" => DbError::Conflict(message),
+            "23503" => DbError::MissingReference(message),
+            "42501" | "44000" => DbError::PolicyViolation(message),
+            "57014" => DbError::Timeout,
+            c if c.starts_with("08") || c.starts_with("57P") => DbError::Unavailable(message),
+            c => DbError::Other(format!("{c}: {message}")),
         }
     }
 }
 
-impl From<deadpool_postgres::PoolError> for DbError {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
+impl From<ServerError> for DbError {
+    fn from(e: ServerError) -> Self {
+        DbError::from_sqlstate(&e.code, e.message)
+    }
+}
+
+impl From<StatementError> for DbError {
+    fn from(e: StatementError) -> Self {
+        match e {
+            StatementError::Server(e) => e.into(),
+            StatementError::Skipped => DbError::Other("statement skipped after an earlier failure".into()),
+        }
+    }
+}
+
+impl From<WireError> for DbError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Encode(detail) => DbError::Other(detail),
+            other => DbError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => DbError::from_sqlstate(db.code().code(), db.message().to_string()),
+            None => DbError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<deadpool::managed::PoolError<WireError>> for DbError {
+    fn from(e: deadpool::managed::PoolError<WireError>) -> Self {
         DbError::Unavailable(e.to_string())
     }
 }
 
-/// The app's database: a pool of `tenantry_app` connections. It offers no
-/// way to run SQL without a [`Tenant`].
+/// The app's database: a pool of pipelining `tenantry_app` connections. It
+/// offers no way to run SQL without a [`Tenant`].
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
@@ -614,8 +571,8 @@ impl Db {
 
     /// Whether a connection can be had and answers (health checks).
     pub async fn ping(&self) -> Result<(), DbError> {
-        let conn = self.pool.get().await?;
-        conn.simple_query("").await?;
+        let mut conn = self.pool.get().await?;
+        conn.query("SELECT 1", &[]).await??;
         Ok(())
     }
 
@@ -641,11 +598,11 @@ pub struct TenantDb<'a> {
 
 impl TenantDb<'_> {
     /// Runs one read statement in a read-only transaction of its own:
-    /// `BEGIN`, the org context, the statement and `COMMIT` in one round trip.
+    /// `BEGIN`, the org context, the statement and `COMMIT` in one pipeline
+    /// under one Sync — one round trip, one server cycle.
     pub async fn read(&self, query: &Query) -> Result<Vec<Row>, DbError> {
         let mut tx = self.begin_with("BEGIN READ ONLY").await?;
-        let rows = tx.first_statement(query, true).await?;
-        Ok(rows)
+        tx.first_statement(query, true).await
     }
 
     /// Runs one read statement that yields at most one row.
@@ -663,28 +620,25 @@ impl TenantDb<'_> {
         let conn = self.db.pool.get().await?;
         Ok(TenantTx {
             conn: Some(conn),
-            org: self.tenant.org().clone(),
+            org: Value::Text(self.tenant.org().as_str().to_string()),
+            org_id: self.tenant.org().clone(),
             begin,
-            state: TxState::NotStarted,
+            started: false,
+            finished: false,
             org_filter: self.db.org_filter(),
             context_sql: self.db.context_sql(),
         })
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TxState {
-    NotStarted,
-    Open,
-    Finished,
-}
-
 /// The request's transaction on one pooled connection.
 pub struct TenantTx {
     conn: Option<Object>,
-    org: OrgId,
+    org: Value,
+    org_id: OrgId,
     begin: &'static str,
-    state: TxState,
+    started: bool,
+    finished: bool,
     org_filter: bool,
     context_sql: &'static str,
 }
@@ -692,70 +646,83 @@ pub struct TenantTx {
 impl std::fmt::Debug for TenantTx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TenantTx")
-            .field("org", &self.org)
-            .field("state", &self.state)
+            .field("org", &self.org_id)
+            .field("started", &self.started)
+            .field("finished", &self.finished)
             .finish()
     }
 }
 
+fn rows(result: Option<StatementResult>) -> Result<Vec<Row>, DbError> {
+    result
+        .unwrap_or(Err(StatementError::Skipped))
+        .map_err(DbError::from)
+}
+
 impl TenantTx {
-    fn conn(&self) -> Result<&Object, DbError> {
+    fn conn(&mut self) -> Result<&mut Object, DbError> {
         self.conn
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| DbError::Unavailable("the transaction's connection is gone".into()))
     }
 
-    /// Sends `BEGIN`, the context, the statement (and `COMMIT` when
-    /// `commit`) together, then waits for all of them.
+    /// `BEGIN`, the context and the statement (and `COMMIT` when `commit`)
+    /// in one pipeline.
     async fn first_statement(&mut self, query: &Query, commit: bool) -> Result<Vec<Row>, DbError> {
-        let (sql, params) = query.build(&self.org, self.org_filter)?;
-        // From here on the connection may be inside a transaction that
-        // carries an org: it must finish or the connection is discarded.
-        self.state = TxState::Open;
-        let conn = self.conn()?;
-        let context = conn.prepare_cached(self.context_sql).await?;
-        let statement = conn.prepare_cached(&sql).await?;
-        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let org = self.org.as_str();
-        let context_params: [&(dyn ToSql + Sync); 1] = [&org];
-        let client: &tokio_postgres::Client = conn;
-        let (begun, context_set, rows, committed) = futures::join!(
-            client.batch_execute(self.begin),
-            client.query(&context, &context_params),
-            client.query(&statement, &params),
-            async {
-                if commit {
-                    client.batch_execute("COMMIT").await
-                } else {
-                    Ok(())
-                }
-            }
-        );
-        begun?;
-        context_set?;
-        committed?;
+        let (sql, params) = query.build(&self.org_id, self.org_filter)?;
+        let org = [self.org.clone()];
+        let mut pipeline = vec![
+            Statement::plain(self.begin),
+            Statement {
+                sql: self.context_sql,
+                params: &org,
+            },
+            Statement {
+                sql: &sql,
+                params: &params,
+            },
+        ];
         if commit {
-            self.state = TxState::Finished;
+            pipeline.push(Statement::plain("COMMIT"));
         }
-        // A failed statement aborts the transaction; a pipelined COMMIT then
-        // rolls it back, and an open one is rolled back when dropped.
-        Ok(rows?)
+        self.started = true;
+        let mut results = self.conn()?.pipeline(&pipeline).await?.into_iter();
+        rows(results.next())?;
+        rows(results.next())?;
+        let outcome = rows(results.next());
+        if commit {
+            let committed = rows(results.next());
+            if outcome.is_ok() {
+                committed?;
+            }
+            self.settle().await;
+        }
+        outcome
+    }
+
+    /// After a pipeline meant to end the transaction: if the server still
+    /// reports one (a statement failed and COMMIT was skipped), roll it back;
+    /// if that fails, the connection is not reused.
+    async fn settle(&mut self) {
+        self.finished = true;
+        if let Ok(conn) = self.conn() {
+            if conn.status() != TxStatus::Idle {
+                let _ = conn.pipeline(&[Statement::plain("ROLLBACK")]).await;
+            }
+        }
     }
 
     /// Runs a statement in the transaction and returns its rows.
     pub async fn query(&mut self, query: &Query) -> Result<Vec<Row>, DbError> {
-        match self.state {
-            TxState::NotStarted => self.first_statement(query, false).await,
-            TxState::Open => {
-                let (sql, params) = query.build(&self.org, self.org_filter)?;
-                let conn = self.conn()?;
-                let statement = conn.prepare_cached(&sql).await?;
-                let params: Vec<&(dyn ToSql + Sync)> =
-                    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-                Ok(conn.query(&statement, &params).await?)
-            }
-            TxState::Finished => Err(DbError::Other("the transaction has already finished".into())),
+        if self.finished {
+            return Err(DbError::Other("the transaction has already finished".into()));
         }
+        if !self.started {
+            return self.first_statement(query, false).await;
+        }
+        let (sql, params) = query.build(&self.org_id, self.org_filter)?;
+        let result = self.conn()?.query(&sql, &params).await?;
+        Ok(result?)
     }
 
     /// Runs a statement that yields at most one row.
@@ -770,29 +737,31 @@ impl TenantTx {
 
     /// Commits. Nothing to do if no statement ran.
     pub async fn commit(mut self) -> Result<(), DbError> {
-        if self.state == TxState::Open {
-            self.conn()?.batch_execute("COMMIT").await?;
-        }
-        self.state = TxState::Finished;
-        Ok(())
+        self.end("COMMIT").await
     }
 
     /// Rolls back.
     pub async fn rollback(mut self) -> Result<(), DbError> {
-        if self.state == TxState::Open {
-            self.conn()?.batch_execute("ROLLBACK").await?;
+        self.end("ROLLBACK").await
+    }
+
+    async fn end(&mut self, sql: &str) -> Result<(), DbError> {
+        if self.started && !self.finished {
+            let result = self.conn()?.query(sql, &[]).await;
+            self.settle().await;
+            result??;
         }
-        self.state = TxState::Finished;
+        self.finished = true;
         Ok(())
     }
 }
 
 impl Drop for TenantTx {
     fn drop(&mut self) {
-        if self.state == TxState::Open {
+        if self.started && !self.finished {
             if let Some(conn) = self.conn.take() {
-                // Detach from the pool; dropping the client closes the
-                // connection and Postgres rolls the transaction back.
+                // Never back to the pool: dropping the connection closes it
+                // and Postgres rolls the transaction back.
                 drop(Object::take(conn));
                 tracing::debug!("discarded a connection whose transaction did not finish");
             }

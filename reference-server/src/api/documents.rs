@@ -1,11 +1,11 @@
 //! `/api/projects/{id}/documents` and `/api/documents/{id}`.
 
+use crate::tenant_db::Row;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tokio_postgres::Row;
 
 use super::projects::valid_id as valid_project_id;
 use super::{check_text, db_problem, ApiJson, ApiPath, ApiQuery, AppState, Page, PageParams};

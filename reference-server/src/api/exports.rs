@@ -1,11 +1,11 @@
 //! `/api/exports`: export the active org's data in a background job.
 
+use crate::tenant_db::Row;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use tokio_postgres::Row;
 
 use super::{db_problem, ApiPath, AppState};
 use crate::ids::{self, IdKind};

@@ -221,14 +221,16 @@ pub async fn no_context(stack: &TestStack) -> Check {
     collect(v)
 }
 
-async fn leftover(conn: &tokio_postgres::Client, after: &str) -> Option<String> {
-    let row = conn
-        .query_one(
+async fn leftover(conn: &mut tenantry_reference::wire::Connection, after: &str) -> Option<String> {
+    let rows = conn
+        .query(
             "SELECT coalesce(current_setting('app.org_id', true), ''), (SELECT count(*) FROM app.projects)",
             &[],
         )
         .await
+        .ok()?
         .ok()?;
+    let row = rows.first()?;
     let setting: String = row.get(0);
     let visible: i64 = row.get(1);
     (!setting.is_empty() || visible != 0).then(|| {
@@ -257,8 +259,8 @@ pub async fn pooled_reuse(stack: &TestStack, world: &World) -> Check {
         v.push("TenantDb read of org A returned nothing".into());
     }
     {
-        let conn = pool.get().await.map_err(|e| e.to_string())?;
-        v.extend(leftover(&conn, "a committed read").await);
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        v.extend(leftover(&mut conn, "a committed read").await);
     }
 
     let mut tx = db.for_tenant(&tenant).begin().await.map_err(|e| e.to_string())?;
@@ -267,8 +269,8 @@ pub async fn pooled_reuse(stack: &TestStack, world: &World) -> Check {
         .map_err(|e| e.to_string())?;
     tx.rollback().await.map_err(|e| e.to_string())?;
     {
-        let conn = pool.get().await.map_err(|e| e.to_string())?;
-        v.extend(leftover(&conn, "a rollback").await);
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        v.extend(leftover(&mut conn, "a rollback").await);
     }
 
     let mut tx = db.for_tenant(&tenant).begin().await.map_err(|e| e.to_string())?;
@@ -277,16 +279,30 @@ pub async fn pooled_reuse(stack: &TestStack, world: &World) -> Check {
         .map_err(|e| e.to_string())?;
     drop(tx); // abandoned mid-transaction, as a cancelled request would
     {
-        let conn = pool.get().await.map_err(|e| e.to_string())?;
-        v.extend(leftover(&conn, "an abandoned transaction").await);
-        conn.batch_execute(&format!(
-            "BEGIN; SAVEPOINT s; SELECT set_config('app.org_id', '{}', true); ROLLBACK TO SAVEPOINT s;",
-            world.a.org
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
-        v.extend(leftover(&conn, "a savepoint rollback").await);
-        conn.batch_execute("COMMIT").await.map_err(|e| e.to_string())?;
+        use tenantry_reference::wire::{Statement, Value};
+        let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+        v.extend(leftover(&mut conn, "an abandoned transaction").await);
+        let org = [Value::Text(world.a.org.clone())];
+        let results = conn
+            .pipeline(&[
+                Statement::plain("BEGIN"),
+                Statement::plain("SAVEPOINT s"),
+                Statement {
+                    sql: "SELECT set_config('app.org_id', $1, true)",
+                    params: &org,
+                },
+                Statement::plain("ROLLBACK TO SAVEPOINT s"),
+            ])
+            .await
+            .map_err(|e| e.to_string())?;
+        if results.iter().any(Result::is_err) {
+            v.push(format!("savepoint setup failed: {results:?}"));
+        }
+        v.extend(leftover(&mut conn, "a savepoint rollback").await);
+        conn.query("COMMIT", &[])
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
     }
     collect(v)
 }

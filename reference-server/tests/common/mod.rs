@@ -8,13 +8,13 @@ pub mod checks;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
 use serde_json::{json, Value};
 use tenantry_harness::services::{Database, Postgres};
 use tenantry_reference::config::Config;
 use tenantry_reference::db::{self, PoolSettings};
 use tenantry_reference::server::{self, StackOptions};
 use tenantry_reference::tenant_db::Db;
+use tenantry_reference::wire::Pool;
 use tokio_postgres::NoTls;
 
 /// Test-only password of the app role. Roles are cluster-wide, so every test
