@@ -106,12 +106,15 @@ async fn run(db: &Db, service: Option<&ServicePool>, job: &ExportJob) {
     .eq("id", job.export_id.as_str());
     let stored = async {
         let mut tx = db.for_tenant(&tenant).begin().await?;
-        tx.query(&update).await?;
-        tx.commit().await
+        let touched = tx.execute(&update).await?;
+        tx.commit().await?;
+        Ok::<u64, DbError>(touched)
     }
     .await;
-    if let Err(e) = stored {
-        tracing::error!(export = %job.export_id, error = %e, "could not store the export result");
+    match stored {
+        Ok(1) => {}
+        Ok(n) => tracing::error!(export = %job.export_id, rows = n, "the export row to update was not found"),
+        Err(e) => tracing::error!(export = %job.export_id, error = %e, "could not store the export result"),
     }
 }
 

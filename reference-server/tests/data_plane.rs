@@ -90,3 +90,39 @@ async fn migrations_are_idempotent_and_detect_drift() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_export_finishes_even_when_started_together() {
+    // The job used to be queued before its row committed, so under load a
+    // worker could miss the row and leave the export pending forever (seen
+    // once in a full CI run). Queuing after commit rules that out by
+    // construction; this checks that concurrent exports all finish.
+    let stack = TestStack::start().await;
+    let world = seed(&stack).await;
+    let started =
+        futures::future::join_all((0..24).map(|_| world.b.admin.post("/api/exports", serde_json::json!({}))))
+            .await;
+    let ids: Vec<String> = started
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 202, "{}", r.text);
+            r.body["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for id in ids {
+        loop {
+            let reply = world.b.admin.get(&format!("/api/exports/{id}")).await;
+            if reply.body["status"] == "done" {
+                break;
+            }
+            assert_ne!(reply.body["status"], "failed", "{}", reply.text);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "export {id} never finished: {}",
+                reply.text
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}

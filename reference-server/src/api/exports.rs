@@ -12,7 +12,7 @@ use crate::ids::{self, IdKind};
 use crate::jobs::ExportJob;
 use crate::problem::Problem;
 use crate::tenant::Tenant;
-use crate::tenant_db::{Query, EXPORTS};
+use crate::tenant_db::{Query, Value, EXPORTS};
 
 /// An export job and, once done, its result.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -67,17 +67,31 @@ pub async fn create(State(state): State<AppState>, tenant: Tenant) -> Result<Res
         .await
         .map_err(db_problem)?
         .ok_or_else(Problem::internal)?;
-    // Queue before committing: if the queue is full the export row is rolled
-    // back rather than left pending forever.
-    state
-        .exports
-        .enqueue(ExportJob {
-            org: tenant.org().clone(),
-            export_id: id.clone(),
-            requested_by: tenant.user_id().to_string(),
-        })
-        .map_err(|_| Problem::unavailable())?;
     tx.commit().await.map_err(db_problem)?;
+    // Queue only after the row is committed: a worker must be able to see it.
+    let queued = state.exports.enqueue(ExportJob {
+        org: tenant.org().clone(),
+        export_id: id.clone(),
+        requested_by: tenant.user_id().to_string(),
+    });
+    if queued.is_err() {
+        // Do not leave an export pending forever: record why it will not run.
+        let failed = Query::update(
+            &EXPORTS,
+            vec![
+                ("status", "failed".into()),
+                ("error", "the export queue is full; retry later".into()),
+                ("finished_at", Value::Now),
+            ],
+        )
+        .eq("id", id.as_str());
+        if let Ok(mut tx) = state.db.for_tenant(&tenant).begin().await {
+            if tx.query(&failed).await.is_ok() {
+                let _ = tx.commit().await;
+            }
+        }
+        return Err(Problem::unavailable());
+    }
     let location = format!("/api/exports/{id}");
     Ok((
         StatusCode::ACCEPTED,
