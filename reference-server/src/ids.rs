@@ -14,6 +14,8 @@ pub enum IdKind {
     Export,
     /// `int_`
     Integration,
+    /// `key_` (a signing key's `kid`)
+    SigningKey,
 }
 
 impl IdKind {
@@ -24,6 +26,7 @@ impl IdKind {
             IdKind::Document => "doc_",
             IdKind::Export => "exp_",
             IdKind::Integration => "int_",
+            IdKind::SigningKey => "key_",
         }
     }
 }

@@ -34,6 +34,7 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod dev_auth;
+pub mod identity;
 pub mod ids;
 #[cfg(feature = "inject")]
 pub mod inject;

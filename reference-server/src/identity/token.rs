@@ -1,0 +1,492 @@
+//! Clerk v2 session tokens: minting and verification.
+//!
+//! Verification is the tenancy boundary's first step, so it is strict and
+//! every refusal has a typed reason: RS256 only (checked on the raw header,
+//! before any key is chosen), a known `kid` (no key is ever taken from the
+//! token: `jwk`, `jku`, `x5u`, `x5c` and `crit` headers are refused outright),
+//! the signature, then every claim with its exact JSON type — `exp`/`nbf`/`iat`
+//! with a leeway of at most 5 s, `iss` exact, `azp` on the allow-list (and
+//! required when the list is set), `sid` present (template tokens have none),
+//! `v` = 2, `sts` = `active`.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::keys::{KeyRing, SigningKey};
+use super::permissions;
+
+/// Most leeway the verifier grants on time claims.
+pub const MAX_LEEWAY_SECS: i64 = 5;
+
+/// The `o` claim: the active organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgClaim {
+    /// Org id (`org_…`).
+    pub id: String,
+    /// Org slug.
+    pub slg: String,
+    /// Role without the `org:` prefix (`admin`, `member`, custom).
+    pub rol: String,
+    /// Permission names (see [`permissions`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per: Option<String>,
+    /// Feature permission bitmasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fpm: Option<String>,
+}
+
+/// The claims of a v2 session token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionClaims {
+    /// User id.
+    pub sub: String,
+    /// Session id; absent on template tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Issuer.
+    pub iss: String,
+    /// Authorized party (the origin that asked for the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azp: Option<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Token id.
+    pub jti: String,
+    /// Claims version: 2.
+    pub v: i64,
+    /// Session status: `active` or `pending`.
+    pub sts: String,
+    /// Minutes since the first and second factor verification (-1: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fva: Option<[i64; 2]>,
+    /// The active organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub o: Option<OrgClaim>,
+    /// Features with scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fea: Option<String>,
+}
+
+impl SessionClaims {
+    /// The org permissions these claims grant (`org:<feature>:<perm>`).
+    pub fn org_permissions(&self) -> Vec<String> {
+        match &self.o {
+            Some(o) => permissions::decode(
+                self.fea.as_deref().unwrap_or_default(),
+                o.per.as_deref().unwrap_or_default(),
+                o.fpm.as_deref().unwrap_or_default(),
+            ),
+            None => Vec::new(),
+        }
+    }
+
+    /// The org role as Clerk's key (`org:admin`).
+    pub fn org_role(&self) -> Option<String> {
+        self.o.as_ref().map(|o| format!("org:{}", o.rol))
+    }
+}
+
+/// Why a token was refused. Every variant maps to 401 at the proxy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejected {
+    /// Not three base64url parts of JSON.
+    #[error("the token is malformed")]
+    Malformed,
+    /// The header names an algorithm other than RS256 (or none).
+    #[error("algorithm `{0}` is not allowed")]
+    AlgorithmNotAllowed(String),
+    /// The header carries a key, a key URL or critical extensions.
+    #[error("header `{0}` is not accepted")]
+    ForbiddenHeader(&'static str),
+    /// No `kid`, or one we do not know.
+    #[error("unknown signing key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// A claim is missing or has the wrong JSON type.
+    #[error("claim `{0}` is missing or has the wrong type")]
+    BadClaim(&'static str),
+    /// `exp` is past (beyond the leeway).
+    #[error("the token has expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    #[error("the token was issued in the future")]
+    IssuedInFuture,
+    /// `iss` is not ours.
+    #[error("foreign issuer")]
+    WrongIssuer,
+    /// `azp` is missing while an allow-list is set.
+    #[error("authorized party missing")]
+    MissingAuthorizedParty,
+    /// `azp` is not on the allow-list.
+    #[error("authorized party not allowed")]
+    AuthorizedPartyNotAllowed,
+    /// No `sid`: a JWT-template token, never a session token.
+    #[error("not a session token")]
+    NotASessionToken,
+    /// `v` is not 2.
+    #[error("unsupported claims version")]
+    UnsupportedVersion,
+    /// `sts` is not `active` (e.g. `pending`).
+    #[error("the session is not active")]
+    SessionNotActive,
+}
+
+/// What the verifier checks claims against.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// The exact `iss`.
+    pub issuer: String,
+    /// Allowed `azp` values; empty means `azp` is not checked.
+    pub authorized_parties: Vec<String>,
+    /// Leeway on time claims, clamped to 0..=5 s.
+    pub leeway_secs: i64,
+}
+
+/// Verifies session tokens against a key ring.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    keys: Arc<KeyRing>,
+    config: VerifierConfig,
+}
+
+fn b64_json(part: &str) -> Result<Value, TokenRejected> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenRejected::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenRejected::Malformed)
+}
+
+impl Verifier {
+    /// A verifier over `keys`.
+    pub fn new(keys: Arc<KeyRing>, mut config: VerifierConfig) -> Self {
+        config.leeway_secs = config.leeway_secs.clamp(0, MAX_LEEWAY_SECS);
+        Self { keys, config }
+    }
+
+    /// Verifies `token` at `now` (seconds since the epoch).
+    pub fn verify(&self, token: &str, now: i64) -> Result<SessionClaims, TokenRejected> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenRejected::Malformed);
+        };
+        if header.is_empty() || payload.is_empty() || signature.is_empty() {
+            return Err(TokenRejected::Malformed);
+        }
+        let header = b64_json(header)?;
+        let header = header.as_object().ok_or(TokenRejected::Malformed)?;
+        match header.get("alg") {
+            Some(Value::String(alg)) if alg == "RS256" => {}
+            Some(Value::String(alg)) => return Err(TokenRejected::AlgorithmNotAllowed(alg.clone())),
+            _ => return Err(TokenRejected::AlgorithmNotAllowed(String::new())),
+        }
+        for forbidden in ["jwk", "jku", "x5u", "x5c", "crit"] {
+            if header.contains_key(forbidden) {
+                return Err(TokenRejected::ForbiddenHeader(forbidden));
+            }
+        }
+        let key = match header.get("kid") {
+            Some(Value::String(kid)) => self.keys.find(kid).ok_or(TokenRejected::UnknownKey)?,
+            _ => return Err(TokenRejected::UnknownKey),
+        };
+        let mut validation = Validation::new(Algorithm::RS256);
+        // Claims are checked below with typed reasons; here only the signature.
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        let data =
+            jsonwebtoken::decode::<Value>(token, key.decoding_key(), &validation).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenRejected::BadSignature,
+                    _ => TokenRejected::Malformed,
+                }
+            })?;
+        self.check_claims(data.claims, now)
+    }
+
+    fn check_claims(&self, claims: Value, now: i64) -> Result<SessionClaims, TokenRejected> {
+        let object = claims.as_object().ok_or(TokenRejected::Malformed)?;
+        let int = |name: &'static str| match object.get(name) {
+            Some(Value::Number(n)) => n.as_i64().ok_or(TokenRejected::BadClaim(name)),
+            _ => Err(TokenRejected::BadClaim(name)),
+        };
+        let text = |name: &'static str| match object.get(name) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(TokenRejected::BadClaim(name)),
+        };
+        let leeway = self.config.leeway_secs;
+        let (exp, nbf, iat) = (int("exp")?, int("nbf")?, int("iat")?);
+        if now > exp.saturating_add(leeway) {
+            return Err(TokenRejected::Expired);
+        }
+        if nbf > now.saturating_add(leeway) {
+            return Err(TokenRejected::NotYetValid);
+        }
+        if iat > now.saturating_add(leeway) {
+            return Err(TokenRejected::IssuedInFuture);
+        }
+        if text("iss")? != self.config.issuer {
+            return Err(TokenRejected::WrongIssuer);
+        }
+        if !self.config.authorized_parties.is_empty() {
+            match object.get("azp") {
+                None | Some(Value::Null) => return Err(TokenRejected::MissingAuthorizedParty),
+                Some(Value::String(azp)) if self.config.authorized_parties.iter().any(|a| a == azp) => {}
+                Some(_) => return Err(TokenRejected::AuthorizedPartyNotAllowed),
+            }
+        }
+        match object.get("sid") {
+            Some(Value::String(s)) if !s.is_empty() => {}
+            None => return Err(TokenRejected::NotASessionToken),
+            Some(_) => return Err(TokenRejected::BadClaim("sid")),
+        }
+        if int("v")? != 2 {
+            return Err(TokenRejected::UnsupportedVersion);
+        }
+        if text("sts")? != "active" {
+            return Err(TokenRejected::SessionNotActive);
+        }
+        text("sub")?;
+        // The typed view; any remaining type error (e.g. `o` not an object) refuses.
+        serde_json::from_value::<SessionClaims>(claims).map_err(|_| TokenRejected::BadClaim("o"))
+    }
+}
+
+/// Signs `claims` with the ring's active key (RS256, `kid` set).
+pub fn mint(key: &SigningKey, claims: &SessionClaims) -> Result<String, jsonwebtoken::errors::Error> {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(key.kid().to_string());
+    header.typ = Some("JWT".into());
+    jsonwebtoken::encode(&header, claims, key.encoding_key())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn claims() -> SessionClaims {
+        let encoded =
+            permissions::encode(&["org:projects:read".into(), "org:projects:write".into()]).unwrap();
+        SessionClaims {
+            sub: "user_1".into(),
+            sid: Some("sess_1".into()),
+            iss: "https://clerk.tenantry.test".into(),
+            azp: Some("http://localhost:3000".into()),
+            exp: NOW + 60,
+            iat: NOW,
+            nbf: NOW - 5,
+            jti: "jti_1".into(),
+            v: 2,
+            sts: "active".into(),
+            fva: Some([0, -1]),
+            o: Some(OrgClaim {
+                id: "org_a".into(),
+                slg: "acme".into(),
+                rol: "admin".into(),
+                per: Some(encoded.per),
+                fpm: Some(encoded.fpm),
+            }),
+            fea: Some(encoded.fea),
+        }
+    }
+
+    fn setup() -> (Arc<KeyRing>, Verifier) {
+        let ring = Arc::new(KeyRing::new(Duration::from_secs(120)).unwrap());
+        let verifier = Verifier::new(
+            Arc::clone(&ring),
+            VerifierConfig {
+                issuer: "https://clerk.tenantry.test".into(),
+                authorized_parties: vec!["http://localhost:3000".into()],
+                leeway_secs: 60, // clamped to 5
+            },
+        );
+        (ring, verifier)
+    }
+
+    fn b64(value: &Value) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
+    }
+
+    /// Re-signs `payload` with `header` using the ring's active key.
+    fn sign_raw(ring: &KeyRing, header: &Value, payload: &Value) -> String {
+        let key = ring.active();
+        let message = format!("{}.{}", b64(header), b64(payload));
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), key.encoding_key(), Algorithm::RS256).unwrap();
+        format!("{message}.{signature}")
+    }
+
+    fn header(ring: &KeyRing) -> Value {
+        serde_json::json!({ "alg": "RS256", "typ": "JWT", "kid": ring.active().kid() })
+    }
+
+    #[test]
+    fn a_minted_token_verifies_with_its_claims_and_permissions() {
+        let (ring, verifier) = setup();
+        let token = mint(&ring.active(), &claims()).unwrap();
+        let verified = verifier.verify(&token, NOW).unwrap();
+        assert_eq!(verified, claims());
+        assert_eq!(verified.org_role().as_deref(), Some("org:admin"));
+        let mut perms = verified.org_permissions();
+        perms.sort();
+        assert_eq!(perms, vec!["org:projects:read", "org:projects:write"]);
+    }
+
+    #[test]
+    fn tokens_signed_before_a_rotation_verify_during_the_overlap() {
+        let (ring, verifier) = setup();
+        let token = mint(&ring.active(), &claims()).unwrap();
+        ring.rotate().unwrap();
+        assert!(verifier.verify(&token, NOW).is_ok());
+        let fresh = mint(&ring.active(), &claims()).unwrap();
+        assert!(verifier.verify(&fresh, NOW).is_ok());
+    }
+
+    #[test]
+    fn every_refusal_has_its_reason() {
+        let (ring, verifier) = setup();
+        let good = serde_json::to_value(claims()).unwrap();
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut p = good.clone();
+            f(&mut p);
+            sign_raw(&ring, &header(&ring), &p)
+        };
+        let cases: Vec<(String, TokenRejected)> = vec![
+            ("abc".into(), TokenRejected::Malformed),
+            ("a.b.c.d".into(), TokenRejected::Malformed),
+            (
+                format!("{}.{}.", b64(&header(&ring)), b64(&good)),
+                TokenRejected::Malformed,
+            ),
+            (
+                format!(
+                    "{}.{}.sig",
+                    b64(&serde_json::json!({ "alg": "none" })),
+                    b64(&good)
+                ),
+                TokenRejected::AlgorithmNotAllowed("none".into()),
+            ),
+            (
+                format!(
+                    "{}.{}.sig",
+                    b64(&serde_json::json!({ "alg": "HS256", "kid": ring.active().kid() })),
+                    b64(&good)
+                ),
+                TokenRejected::AlgorithmNotAllowed("HS256".into()),
+            ),
+            (
+                format!("{}.{}.sig", b64(&serde_json::json!({ "typ": "JWT" })), b64(&good)),
+                TokenRejected::AlgorithmNotAllowed(String::new()),
+            ),
+            (
+                sign_raw(
+                    &ring,
+                    &serde_json::json!({ "alg": "RS256", "kid": ring.active().kid(), "jku": "http://127.0.0.1:1/jwks" }),
+                    &good,
+                ),
+                TokenRejected::ForbiddenHeader("jku"),
+            ),
+            (
+                sign_raw(
+                    &ring,
+                    &serde_json::json!({ "alg": "RS256", "kid": ring.active().kid(), "jwk": {} }),
+                    &good,
+                ),
+                TokenRejected::ForbiddenHeader("jwk"),
+            ),
+            (
+                sign_raw(
+                    &ring,
+                    &serde_json::json!({ "alg": "RS256", "kid": ring.active().kid(), "crit": ["x"] }),
+                    &good,
+                ),
+                TokenRejected::ForbiddenHeader("crit"),
+            ),
+            (
+                sign_raw(
+                    &ring,
+                    &serde_json::json!({ "alg": "RS256", "kid": "../../etc/passwd" }),
+                    &good,
+                ),
+                TokenRejected::UnknownKey,
+            ),
+            (with(&|p| p["exp"] = (NOW - 6).into()), TokenRejected::Expired),
+            (
+                with(&|p| p["exp"] = "never".into()),
+                TokenRejected::BadClaim("exp"),
+            ),
+            (with(&|p| p["nbf"] = (NOW + 6).into()), TokenRejected::NotYetValid),
+            (
+                with(&|p| p["iat"] = (NOW + 6).into()),
+                TokenRejected::IssuedInFuture,
+            ),
+            (
+                with(&|p| p["iss"] = "https://evil.example".into()),
+                TokenRejected::WrongIssuer,
+            ),
+            (
+                with(&|p| p["iss"] = serde_json::json!(["https://clerk.tenantry.test"])),
+                TokenRejected::BadClaim("iss"),
+            ),
+            (
+                with(&|p| p["azp"] = "http://evil.example".into()),
+                TokenRejected::AuthorizedPartyNotAllowed,
+            ),
+            (
+                with(&|p| {
+                    p.as_object_mut().unwrap().remove("azp");
+                }),
+                TokenRejected::MissingAuthorizedParty,
+            ),
+            (
+                with(&|p| {
+                    p.as_object_mut().unwrap().remove("sid");
+                }),
+                TokenRejected::NotASessionToken,
+            ),
+            (with(&|p| p["v"] = 1.into()), TokenRejected::UnsupportedVersion),
+            (
+                with(&|p| p["sts"] = "pending".into()),
+                TokenRejected::SessionNotActive,
+            ),
+            (with(&|p| p["o"] = "org_a".into()), TokenRejected::BadClaim("o")),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(verifier.verify(&token, NOW), Err(expected.clone()), "{expected}");
+        }
+        // Tampering after signing breaks the signature.
+        let token = mint(&ring.active(), &claims()).unwrap();
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        let mut tampered = good.clone();
+        tampered["o"]["rol"] = "admin2".into();
+        parts[1] = b64(&tampered);
+        assert_eq!(
+            verifier.verify(&parts.join("."), NOW),
+            Err(TokenRejected::BadSignature)
+        );
+        // Within the 5 s leeway (the configured 60 s was clamped).
+        assert!(verifier
+            .verify(&with(&|p| p["exp"] = (NOW - 5).into()), NOW)
+            .is_ok());
+    }
+}
