@@ -21,6 +21,33 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[exports]`
     pub exports: ExportsConfig,
+    /// `[auth]`
+    pub auth: AuthConfig,
+}
+
+/// `[auth]`: how the proxy verifies session tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `auth.issuer`: the exact `iss` of session tokens.
+    pub issuer: String,
+    /// `auth.authorized_parties`: allowed `azp` values (origins); empty = not checked.
+    pub authorized_parties: Vec<String>,
+    /// `auth.leeway_secs`: leeway on exp/nbf/iat, 0..=5.
+    pub leeway_secs: i64,
+    /// `auth.key_overlap_ms`: how long a rotated-out signing key still verifies.
+    pub key_overlap_ms: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "https://clerk.tenantry.local".into(),
+            authorized_parties: Vec::new(),
+            leeway_secs: 5,
+            key_overlap_ms: 600_000,
+        }
+    }
 }
 
 /// `[server]`
@@ -174,6 +201,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("cache.max_entries", "TENANTRY_CACHE_MAX_ENTRIES"),
     ("exports.workers", "TENANTRY_EXPORTS_WORKERS"),
     ("exports.queue_capacity", "TENANTRY_EXPORTS_QUEUE_CAPACITY"),
+    ("auth.issuer", "TENANTRY_AUTH_ISSUER"),
+    ("auth.authorized_parties", "TENANTRY_AUTH_AUTHORIZED_PARTIES"),
+    ("auth.leeway_secs", "TENANTRY_AUTH_LEEWAY_SECS"),
+    ("auth.key_overlap_ms", "TENANTRY_AUTH_KEY_OVERLAP_MS"),
 ];
 
 impl Config {
@@ -301,6 +332,27 @@ impl Config {
         }
         if !(1..=1_000_000).contains(&self.exports.queue_capacity) {
             return Err(invalid("exports.queue_capacity", "expected 1..=1000000"));
+        }
+        if self.auth.issuer.trim().is_empty() {
+            return Err(invalid(
+                "auth.issuer",
+                "expected the issuer URL of session tokens",
+            ));
+        }
+        if !(0..=crate::identity::token::MAX_LEEWAY_SECS).contains(&self.auth.leeway_secs) {
+            return Err(invalid("auth.leeway_secs", "expected 0..=5 seconds"));
+        }
+        if self.auth.authorized_parties.iter().any(|p| p.trim().is_empty()) {
+            return Err(invalid(
+                "auth.authorized_parties",
+                "expected origins like https://app.example.com",
+            ));
+        }
+        if !(60_000..=86_400_000).contains(&self.auth.key_overlap_ms) {
+            return Err(invalid(
+                "auth.key_overlap_ms",
+                "expected 60000..=86400000 milliseconds",
+            ));
         }
         if let Some(url) = &self.database.url {
             if url.parse::<tokio_postgres::Config>().is_err() {

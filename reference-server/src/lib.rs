@@ -40,6 +40,7 @@ pub mod ids;
 pub mod inject;
 pub mod jobs;
 pub mod problem;
+pub mod proxy;
 pub mod server;
 pub mod tenant;
 pub mod tenant_db;

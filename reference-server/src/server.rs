@@ -17,10 +17,13 @@ use crate::api::{self, AppState};
 use crate::cache::OrgCache;
 use crate::config::Config;
 use crate::db::{self, DbSetupError, PoolSettings};
+use crate::identity::keys::KeyRing;
+use crate::identity::token::{Verifier, VerifierConfig};
 #[cfg(feature = "inject")]
 use crate::inject::Flaws;
 use crate::jobs::{self, ServicePool};
 use crate::problem::Problem;
+use crate::proxy::{self, Proxy};
 use crate::tenant_db::Db;
 
 /// How to assemble the stack.
@@ -53,6 +56,9 @@ pub enum StartError {
     /// Database setup failed.
     #[error(transparent)]
     Database(#[from] DbSetupError),
+    /// Signing keys could not be made.
+    #[error("cannot create signing keys: {0}")]
+    Keys(String),
     /// The listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -76,10 +82,11 @@ pub async fn prepare_database(
     Ok(())
 }
 
-/// A built application: the router and its background workers.
+/// A built application: the router, its background workers, its keys.
 pub struct App {
     router: Router,
     workers: JoinSet<()>,
+    keys: Arc<KeyRing>,
 }
 
 impl std::fmt::Debug for App {
@@ -117,15 +124,30 @@ pub fn build(admin_url: &str, app_password: &str, options: &StackOptions) -> Res
         config.exports.queue_capacity,
         service,
     );
+    let keys = Arc::new(
+        KeyRing::new(Duration::from_millis(config.auth.key_overlap_ms))
+            .map_err(|e| StartError::Keys(e.to_string()))?,
+    );
     let state = AppState {
         db,
         stats_cache: Arc::new(cache),
         exports,
+        keys: Arc::clone(&keys),
     };
-    let mut router = api::routes(state);
-    if options.dev_auth {
-        router = router.layer(axum::middleware::from_fn(crate::dev_auth::layer));
-    }
+    let router = if options.dev_auth {
+        api::routes(state, axum::middleware::from_fn(crate::dev_auth::layer))
+    } else {
+        let verifier = Verifier::new(
+            Arc::clone(&keys),
+            VerifierConfig {
+                issuer: config.auth.issuer.clone(),
+                authorized_parties: config.auth.authorized_parties.clone(),
+                leeway_secs: config.auth.leeway_secs,
+            },
+        );
+        let proxy = Arc::new(Proxy::new(verifier, config.server.max_body_bytes));
+        api::routes(state, axum::middleware::from_fn_with_state(proxy, proxy::layer))
+    };
     let router = router
         .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -137,7 +159,11 @@ pub fn build(admin_url: &str, app_password: &str, options: &StackOptions) -> Res
             Problem::internal().into_response()
         }))
         .layer(TraceLayer::new_for_http());
-    Ok(App { router, workers })
+    Ok(App {
+        router,
+        workers,
+        keys,
+    })
 }
 
 #[cfg(feature = "inject")]
@@ -165,6 +191,11 @@ fn service_pool(
 }
 
 impl App {
+    /// The session-token signing keys (the identity service signs with them).
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        Arc::clone(&self.keys)
+    }
+
     /// The router (for in-process use, e.g. benches).
     pub fn router(&self) -> Router {
         self.router.clone()
@@ -177,7 +208,9 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let App { router, mut workers } = self;
+        let App {
+            router, mut workers, ..
+        } = self;
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await?;

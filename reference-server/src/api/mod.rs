@@ -19,6 +19,7 @@ pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use stats::Stats;
 
 use crate::cache::OrgCache;
+use crate::identity::keys::KeyRing;
 use crate::jobs::ExportQueue;
 use crate::problem::Problem;
 use crate::tenant_db::{Db, DbError};
@@ -32,17 +33,27 @@ pub struct AppState {
     pub stats_cache: Arc<OrgCache<Stats>>,
     /// The export job queue.
     pub exports: ExportQueue,
+    /// The session-token signing keys (JWKS).
+    pub keys: Arc<KeyRing>,
 }
 
-/// The route table. Auth class per route: `public` routes need no identity;
-/// every `/api` route is `org-required` (its handler takes a `Tenant`, which
-/// only exists for a verified identity with an active org).
-pub fn routes(state: AppState) -> Router {
-    Router::new()
-        // public
+/// The route table, by auth class. `public` routes need no identity.
+/// `org-required` routes sit behind `org_required` (the proxy, or the
+/// dev-auth stand-in in tests): their handlers take a `Tenant`, which only
+/// exists for a verified identity with an active org that passed the org guard.
+pub fn routes<L>(state: AppState, org_required: L) -> Router
+where
+    L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+    <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
+    <L::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
+    <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+{
+    let public = Router::new()
         .route("/healthz", get(health))
         .route("/openapi.json", get(openapi::serve))
-        // org-required
+        .route("/.well-known/jwks.json", get(jwks));
+    let org = Router::new()
         .route("/api/projects", get(projects::list).post(projects::create))
         .route(
             "/api/projects/{id}",
@@ -65,9 +76,16 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/exports", axum::routing::post(exports::create))
         .route("/api/exports/{id}", get(exports::read))
         .route("/api/stats", get(stats::stats))
+        .route_layer(org_required);
+    public
+        .merge(org)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+async fn jwks(axum::extract::State(state): axum::extract::State<AppState>) -> axum::Json<serde_json::Value> {
+    axum::Json(state.keys.jwks())
 }
 
 async fn health(

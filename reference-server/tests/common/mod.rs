@@ -23,6 +23,7 @@ pub const APP_PASSWORD: &str = "tenantry-test-app-password";
 
 pub struct TestStack {
     pub base: String,
+    pub keys: std::sync::Arc<tenantry_reference::identity::keys::KeyRing>,
     pub http: reqwest::Client,
     pub database: Database,
     pub options: StackOptions,
@@ -81,6 +82,7 @@ impl TestStack {
             .await
             .expect("migrations and flaws");
         let app = server::build(&database.url(), APP_PASSWORD, &options).expect("the app");
+        let keys = app.key_ring();
         let listener = server::bind(([127, 0, 0, 1], 0).into())
             .await
             .expect("a loopback port");
@@ -95,6 +97,7 @@ impl TestStack {
         });
         Self {
             base,
+            keys,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
                 .build()
@@ -104,6 +107,11 @@ impl TestStack {
             server,
             shutdown: Some(tx),
         }
+    }
+
+    /// A stack whose org routes sit behind the real proxy (session tokens).
+    pub async fn with_proxy() -> Self {
+        Self::with_options(StackOptions::default()).await
     }
 
     /// A superuser connection to this test's database.
