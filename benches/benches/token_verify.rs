@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tenantry_reference::identity::keys::KeyRing;
-use tenantry_reference::identity::token::{mint, OrgClaim, SessionClaims, Verifier, VerifierConfig};
+use tenantry_reference::identity::token::{mint, SessionClaims, Verifier, VerifierConfig};
 
 fn bench(c: &mut Criterion) {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
@@ -22,27 +22,21 @@ fn bench(c: &mut Criterion) {
             leeway_secs: 5,
         },
     );
-    let claims = SessionClaims {
-        sub: "user_bench".into(),
-        sid: Some("sess_bench".into()),
-        iss: "https://clerk.tenantry.test".into(),
-        azp: Some("http://localhost:3000".into()),
-        exp: now + 3600,
-        iat: now,
-        nbf: now - 5,
-        jti: "jti_bench".into(),
-        v: 2,
-        sts: "active".into(),
-        fva: Some([0, -1]),
-        o: Some(OrgClaim {
-            id: "org_bench".into(),
-            slg: "bench".into(),
-            rol: "admin".into(),
-            per: Some("read,write".into()),
-            fpm: Some("3".into()),
-        }),
-        fea: Some("o:projects".into()),
-    };
+    let claims = SessionClaims::session(
+        "https://clerk.tenantry.test",
+        "user_bench",
+        "sess_bench",
+        now,
+        3600,
+    )
+    .in_org(
+        "org_bench",
+        "bench",
+        "org:admin",
+        &["org:projects:read".into(), "org:projects:write".into()],
+    )
+    .unwrap()
+    .for_party("http://localhost:3000");
     let token = mint(&ring.active(), &claims).unwrap();
     assert!(verifier.verify(&token, now).is_ok());
     let mut parts: Vec<&str> = token.split('.').collect();

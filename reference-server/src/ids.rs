@@ -16,6 +16,8 @@ pub enum IdKind {
     Integration,
     /// `key_` (a signing key's `kid`)
     SigningKey,
+    /// `jti_` (a token's id)
+    TokenId,
 }
 
 impl IdKind {
@@ -27,6 +29,7 @@ impl IdKind {
             IdKind::Export => "exp_",
             IdKind::Integration => "int_",
             IdKind::SigningKey => "key_",
+            IdKind::TokenId => "jti_",
         }
     }
 }

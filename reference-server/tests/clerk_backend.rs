@@ -9,8 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use tenantry_reference::identity::keys::KeyRing;
-use tenantry_reference::identity::permissions;
-use tenantry_reference::identity::token::{mint, OrgClaim, SessionClaims};
+use tenantry_reference::identity::token::{mint, SessionClaims};
 
 fn js_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests-js"))
@@ -50,28 +49,15 @@ fn verify_with_clerk(token: &str, public_pem: &str, authorized_parties: &[&str])
 }
 
 fn claims(now: i64) -> SessionClaims {
-    let encoded = permissions::encode(&["org:projects:read".into(), "org:projects:write".into()]).unwrap();
-    SessionClaims {
-        sub: "user_clerk".into(),
-        sid: Some("sess_clerk".into()),
-        iss: "https://clerk.tenantry.test".into(),
-        azp: Some("http://localhost:3000".into()),
-        exp: now + 60,
-        iat: now,
-        nbf: now - 5,
-        jti: "jti_clerk".into(),
-        v: 2,
-        sts: "active".into(),
-        fva: Some([0, -1]),
-        o: Some(OrgClaim {
-            id: "org_clerk".into(),
-            slg: "clerk-test".into(),
-            rol: "admin".into(),
-            per: Some(encoded.per),
-            fpm: Some(encoded.fpm),
-        }),
-        fea: Some(encoded.fea),
-    }
+    SessionClaims::session("https://clerk.tenantry.test", "user_clerk", "sess_clerk", now, 60)
+        .in_org(
+            "org_clerk",
+            "clerk-test",
+            "org:admin",
+            &["org:projects:read".into(), "org:projects:write".into()],
+        )
+        .unwrap()
+        .for_party("http://localhost:3000")
 }
 
 #[test]

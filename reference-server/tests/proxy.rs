@@ -7,35 +7,30 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::TestStack;
 use serde_json::{json, Value};
-use tenantry_reference::identity::permissions;
-use tenantry_reference::identity::token::{mint, OrgClaim, SessionClaims};
+use tenantry_reference::identity::token::{mint, SessionClaims};
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 fn claims(org: Option<&str>, user: &str, role: &str) -> SessionClaims {
-    let encoded = permissions::encode(&["org:projects:read".into()]).unwrap();
-    SessionClaims {
-        sub: user.into(),
-        sid: Some(format!("sess_{user}")),
-        iss: "https://clerk.tenantry.local".into(),
-        azp: None,
-        exp: now() + 60,
-        iat: now(),
-        nbf: now() - 5,
-        jti: format!("jti_{user}_{}", now()),
-        v: 2,
-        sts: "active".into(),
-        fva: Some([0, -1]),
-        o: org.map(|id| OrgClaim {
-            id: id.into(),
-            slg: format!("slug-{id}"),
-            rol: role.into(),
-            per: Some(encoded.per.clone()),
-            fpm: Some(encoded.fpm.clone()),
-        }),
-        fea: Some(encoded.fea),
+    let session = SessionClaims::session(
+        "https://clerk.tenantry.local",
+        user,
+        &format!("sess_{user}"),
+        now(),
+        60,
+    );
+    match org {
+        Some(id) => session
+            .in_org(
+                id,
+                &format!("slug-{id}"),
+                &format!("org:{role}"),
+                &["org:projects:read".into()],
+            )
+            .unwrap(),
+        None => session,
     }
 }
 

@@ -77,6 +77,55 @@ pub struct SessionClaims {
 }
 
 impl SessionClaims {
+    /// The claims of an active session's token for `user_id` in session
+    /// `session_id`, issued at `now`, valid for `lifetime_secs`, with no
+    /// active org (personal account) until [`SessionClaims::in_org`].
+    pub fn session(issuer: &str, user_id: &str, session_id: &str, now: i64, lifetime_secs: i64) -> Self {
+        Self {
+            sub: user_id.into(),
+            sid: Some(session_id.into()),
+            iss: issuer.into(),
+            azp: None,
+            exp: now + lifetime_secs,
+            iat: now,
+            nbf: now - MAX_LEEWAY_SECS,
+            jti: crate::ids::new_id(crate::ids::IdKind::TokenId),
+            v: 2,
+            sts: "active".into(),
+            fva: Some([0, -1]),
+            o: None,
+            fea: None,
+        }
+    }
+
+    /// Makes `org` the active org, with Clerk's role key (`org:admin`) and
+    /// `org:<feature>:<perm>` permissions encoded as v2 does.
+    pub fn in_org(
+        mut self,
+        id: &str,
+        slug: &str,
+        role_key: &str,
+        permissions: &[String],
+    ) -> Result<Self, permissions::PermissionError> {
+        let encoded = permissions::encode(permissions)?;
+        let rol = role_key.strip_prefix("org:").unwrap_or(role_key);
+        self.o = Some(OrgClaim {
+            id: id.into(),
+            slg: slug.into(),
+            rol: rol.into(),
+            per: (!encoded.per.is_empty()).then_some(encoded.per),
+            fpm: (!encoded.fpm.is_empty()).then_some(encoded.fpm),
+        });
+        self.fea = (!encoded.fea.is_empty()).then_some(encoded.fea);
+        Ok(self)
+    }
+
+    /// Sets the authorized party (the origin that asked for the token).
+    pub fn for_party(mut self, azp: &str) -> Self {
+        self.azp = Some(azp.into());
+        self
+    }
+
     /// The org permissions these claims grant (`org:<feature>:<perm>`).
     pub fn org_permissions(&self) -> Vec<String> {
         match &self.o {
@@ -285,29 +334,17 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn claims() -> SessionClaims {
-        let encoded =
-            permissions::encode(&["org:projects:read".into(), "org:projects:write".into()]).unwrap();
-        SessionClaims {
-            sub: "user_1".into(),
-            sid: Some("sess_1".into()),
-            iss: "https://clerk.tenantry.test".into(),
-            azp: Some("http://localhost:3000".into()),
-            exp: NOW + 60,
-            iat: NOW,
-            nbf: NOW - 5,
-            jti: "jti_1".into(),
-            v: 2,
-            sts: "active".into(),
-            fva: Some([0, -1]),
-            o: Some(OrgClaim {
-                id: "org_a".into(),
-                slg: "acme".into(),
-                rol: "admin".into(),
-                per: Some(encoded.per),
-                fpm: Some(encoded.fpm),
-            }),
-            fea: Some(encoded.fea),
-        }
+        let mut claims = SessionClaims::session("https://clerk.tenantry.test", "user_1", "sess_1", NOW, 60)
+            .in_org(
+                "org_a",
+                "acme",
+                "org:admin",
+                &["org:projects:read".into(), "org:projects:write".into()],
+            )
+            .unwrap()
+            .for_party("http://localhost:3000");
+        claims.jti = "jti_1".into();
+        claims
     }
 
     fn setup() -> (Arc<KeyRing>, Verifier) {
