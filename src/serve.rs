@@ -15,8 +15,9 @@ pub struct ServeArgs {
     /// Address to listen on (overrides server.listen).
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
-    /// Trust the X-Tenantry-Dev-Tenant header as identity. For local exploration
-    /// only, until the auth proxy lands: anyone can claim any org with it.
+    /// Replace the auth proxy with the X-Tenantry-Dev-Tenant header as identity.
+    /// For local exploration only, until the identity API issues session tokens:
+    /// anyone can claim any org with it.
     #[arg(long)]
     dev_auth: bool,
     /// Inject a named flaw (repeatable). See `--inject help`.
@@ -80,7 +81,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     } else {
         eprintln!(
-            "note: tenant routes answer 401 until the auth proxy lands; use --dev-auth to explore them"
+            "note: /api routes need a Clerk v2 session token signed by this server's keys \
+             (JWKS: http://{addr}/.well-known/jwks.json); the identity API that issues them \
+             is not built yet, so use --dev-auth to explore"
         );
     }
     #[cfg(feature = "inject")]

@@ -17,10 +17,16 @@ fn snapshot_settings() -> insta::Settings {
     settings
 }
 
-#[test]
-fn serve_starts_postgres_and_the_server_and_stops_on_sigterm() {
+/// A running `tenantry serve` and the URL it printed.
+struct Served {
+    child: std::process::Child,
+    url: String,
+}
+
+fn serve(extra: &[&str]) -> Served {
     let mut child = tenantry()
-        .args(["serve", "--dev-auth", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -33,7 +39,42 @@ fn serve_starts_postgres_and_the_server_and_stops_on_sigterm() {
         .strip_prefix("tenantry reference server listening on ")
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
         .to_string();
+    Served { child, url }
+}
 
+impl Served {
+    /// SIGTERM, then the exit status and everything it logged.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (status, stderr)
+    }
+}
+
+#[test]
+fn serve_starts_postgres_and_the_server_and_stops_on_sigterm() {
+    let served = serve(&["--dev-auth"]);
+    let url = served.url.clone();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let http = reqwest::Client::new();
@@ -50,30 +91,43 @@ fn serve_starts_postgres_and_the_server_and_stops_on_sigterm() {
         let anonymous = http.get(format!("{url}/api/projects")).send().await.unwrap();
         assert_eq!(anonymous.status(), 401);
     });
-
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let (status, stderr) = served.stop();
     assert!(status.success(), "exit {status}: {stderr}");
     assert!(stderr.contains("ready in"), "{stderr}");
-    assert!(
-        !stderr.contains("tenantry-app-password"),
-        "a secret reached the log"
-    );
+    assert!(stderr.contains("WARNING: --dev-auth"), "{stderr}");
+}
+
+#[test]
+fn serve_without_dev_auth_puts_the_proxy_in_front() {
+    let served = serve(&[]);
+    let url = served.url.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let forged = http
+            .get(format!("{url}/api/projects"))
+            .header("x-tenantry-dev-tenant", "org_cli;user_cli;org:admin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            forged.status(),
+            401,
+            "the dev header means nothing behind the proxy"
+        );
+        let jwks: serde_json::Value = http
+            .get(format!("{url}/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    });
+    let (status, stderr) = served.stop();
+    assert!(status.success(), "exit {status}: {stderr}");
+    assert!(!stderr.contains("WARNING: --dev-auth"), "{stderr}");
 }
 
 #[test]

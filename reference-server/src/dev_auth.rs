@@ -3,8 +3,9 @@
 //! It trusts the header `X-Tenantry-Dev-Tenant: <org_id>;<user_id>;<role>[;<perm>,<perm>…]`
 //! and turns it into a [`Tenant`]. That is exactly the "trust a client-supplied
 //! org" mistake the harness hunts for, which is why it is off unless asked
-//! for by name and why `serve` prints a warning when it is on. The real proxy
-//! (verified Clerk session tokens) replaces it.
+//! for by name and why `serve` prints a warning when it is on. Without it,
+//! org routes sit behind [`crate::proxy`] (verified Clerk session tokens and
+//! the org guard).
 
 use axum::extract::Request;
 use axum::middleware::Next;

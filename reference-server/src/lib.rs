@@ -7,9 +7,9 @@
 //! the org predicate into every statement, and Postgres row-level security
 //! confines the app role to that org even where the application forgets.
 //!
-//! The data flows one way: auth (proxy) -> handler -> `TenantDb` -> Postgres.
-//! Until the proxy lands, [`dev_auth`] fills the `Tenant` for tests and for
-//! `serve --dev-auth`.
+//! The data flows one way: [`proxy`] (session token, active org, org guard)
+//! -> handler -> `TenantDb` -> Postgres. [`dev_auth`] stands in for the proxy
+//! in tests and in `serve --dev-auth`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -101,9 +101,9 @@ impl Tenant {
         &self.role
     }
 
-    /// Whether the tenant holds `permission` (`org:<feature>:<perm>`).
-    /// Fail-closed: an unknown permission is not held; admins hold every
-    /// `org:sys_*` system permission Clerk gives them, nothing more.
+    /// Whether the tenant holds `permission` (`org:<feature>:<perm>`), exactly
+    /// as listed in its verified token. Fail-closed: anything not listed is not
+    /// held, whatever the role.
     pub fn has_permission(&self, permission: &str) -> bool {
         self.permissions.iter().any(|p| p == permission)
     }
