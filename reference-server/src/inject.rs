@@ -51,6 +51,20 @@ flaws! {
         "The /api/stats cache key omits the org, so one org is served another org's cached stats.";
     JobWithoutOrg = "job-without-org", "ISO",
         "The export worker runs as a BYPASSRLS service role and queries without the org filter, so an export contains every org's data.";
+    JwtAlgNone = "jwt-alg-none", "TOK",
+        "The verifier accepts `alg: none` tokens without a signature.";
+    JwtHs256Confusion = "jwt-hs256-confusion", "TOK",
+        "The verifier accepts HS256 tokens keyed with the RSA public key's PEM (RS->HS key confusion).";
+    JwtSkipExp = "jwt-skip-exp", "TOK",
+        "The verifier does not check `exp`, so expired tokens keep working.";
+    JwtIgnoreAzp = "jwt-ignore-azp", "TOK",
+        "The verifier ignores `azp`, so tokens minted for another app are accepted.";
+    TemplateTokenAsSession = "template-token-as-session", "TOK",
+        "The verifier accepts tokens without `sid` (JWT-template tokens) as session tokens.";
+    TrustOrgParam = "trust-org-param", "ORG",
+        "The proxy takes the org from `?org_id=` or `X-Org-Id` when present instead of refusing a mismatch.";
+    OrgPathUnchecked = "org-path-unchecked", "ORG",
+        "`/api/orgs/{org_id}/…` serves the org named in the path, unchecked against the active org.";
 }
 
 impl fmt::Display for Flaw {

@@ -133,6 +133,8 @@ pub fn build(admin_url: &str, app_password: &str, options: &StackOptions) -> Res
         stats_cache: Arc::new(cache),
         exports,
         keys: Arc::clone(&keys),
+        #[cfg(feature = "inject")]
+        flaws: options.flaws.clone(),
     };
     let router = if options.dev_auth {
         api::routes(state, axum::middleware::from_fn(crate::dev_auth::layer))
@@ -145,7 +147,12 @@ pub fn build(admin_url: &str, app_password: &str, options: &StackOptions) -> Res
                 leeway_secs: config.auth.leeway_secs,
             },
         );
-        let proxy = Arc::new(Proxy::new(verifier, config.server.max_body_bytes));
+        #[cfg(feature = "inject")]
+        let verifier = verifier.with_flaws(options.flaws.clone());
+        let proxy = Proxy::new(verifier, config.server.max_body_bytes);
+        #[cfg(feature = "inject")]
+        let proxy = proxy.with_flaws(options.flaws.clone());
+        let proxy = Arc::new(proxy);
         api::routes(state, axum::middleware::from_fn_with_state(proxy, proxy::layer))
     };
     let router = router

@@ -5,12 +5,29 @@
 mod common;
 
 use common::checks::{self, seed, Check};
+use common::token_checks;
 use common::TestStack;
 use tenantry_reference::inject::Flaw;
 
 /// Runs, on a stack with `flaw` injected, the check that must catch it. The
 /// match is exhaustive: a new flaw does not compile until it has a check.
 async fn catching_check(flaw: Flaw) -> Check {
+    if matches!(flaw.family(), "TOK" | "ORG") {
+        // Identity flaws live in the proxy: attack it with real tokens.
+        let stack = TestStack::with_proxy_and_flaws(&[flaw]).await;
+        let world = token_checks::seed(&stack).await;
+        return match flaw {
+            Flaw::JwtAlgNone
+            | Flaw::JwtHs256Confusion
+            | Flaw::JwtSkipExp
+            | Flaw::JwtIgnoreAzp
+            | Flaw::TemplateTokenAsSession => token_checks::forged_tokens_refused(&stack, &world).await,
+            Flaw::TrustOrgParam | Flaw::OrgPathUnchecked => {
+                token_checks::org_params_refused(&stack, &world).await
+            }
+            other => panic!("{other} is in family {} but has no proxy check", other.family()),
+        };
+    }
     let stack = TestStack::with_flaws(&[flaw]).await;
     let world = seed(&stack).await;
     match flaw {
@@ -22,6 +39,13 @@ async fn catching_check(flaw: Flaw) -> Check {
         Flaw::SessionScopedContext => checks::pooled_reuse(&stack, &world).await,
         Flaw::CacheKeyWithoutOrg => checks::stats_isolation(&world).await,
         Flaw::JobWithoutOrg => checks::export_isolation(&world).await,
+        Flaw::JwtAlgNone
+        | Flaw::JwtHs256Confusion
+        | Flaw::JwtSkipExp
+        | Flaw::JwtIgnoreAzp
+        | Flaw::TemplateTokenAsSession
+        | Flaw::TrustOrgParam
+        | Flaw::OrgPathUnchecked => unreachable!("handled above"),
     }
 }
 
@@ -79,6 +103,41 @@ async fn job_without_org_is_caught() {
     expect_caught(Flaw::JobWithoutOrg).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_alg_none_is_caught() {
+    expect_caught(Flaw::JwtAlgNone).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_hs256_confusion_is_caught() {
+    expect_caught(Flaw::JwtHs256Confusion).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_skip_exp_is_caught() {
+    expect_caught(Flaw::JwtSkipExp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_ignore_azp_is_caught() {
+    expect_caught(Flaw::JwtIgnoreAzp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_token_as_session_is_caught() {
+    expect_caught(Flaw::TemplateTokenAsSession).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_org_param_is_caught() {
+    expect_caught(Flaw::TrustOrgParam).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_path_unchecked_is_caught() {
+    expect_caught(Flaw::OrgPathUnchecked).await;
+}
+
 #[test]
 fn every_flaw_is_listed_here() {
     // Flaw::ALL is generated from the enum; the exhaustive match in
@@ -90,6 +149,13 @@ fn every_flaw_is_listed_here() {
         Flaw::SessionScopedContext,
         Flaw::CacheKeyWithoutOrg,
         Flaw::JobWithoutOrg,
+        Flaw::JwtAlgNone,
+        Flaw::JwtHs256Confusion,
+        Flaw::JwtSkipExp,
+        Flaw::JwtIgnoreAzp,
+        Flaw::TemplateTokenAsSession,
+        Flaw::TrustOrgParam,
+        Flaw::OrgPathUnchecked,
     ];
     for flaw in Flaw::ALL {
         assert!(tested.contains(flaw), "flaw {flaw} has no test in flaws.rs");

@@ -3,36 +3,11 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use common::TestStack;
 use serde_json::{json, Value};
-use tenantry_reference::identity::token::{mint, SessionClaims};
+use tenantry_reference::identity::token::mint;
 
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-fn claims(org: Option<&str>, user: &str, role: &str) -> SessionClaims {
-    let session = SessionClaims::session(
-        "https://clerk.tenantry.local",
-        user,
-        &format!("sess_{user}"),
-        now(),
-        60,
-    );
-    match org {
-        Some(id) => session
-            .in_org(
-                id,
-                &format!("slug-{id}"),
-                &format!("org:{role}"),
-                &["org:projects:read".into()],
-            )
-            .unwrap(),
-        None => session,
-    }
-}
+use common::token_checks::{self, claims, now};
 
 /// Extra request headers.
 type Headers<'a> = Vec<(&'a str, &'a str)>;
@@ -224,4 +199,12 @@ async fn bad_tokens_are_401_with_one_body_and_no_org_is_403() {
     let (status, jwks) = c.send("GET", "/.well-known/jwks.json", None, &[], None).await;
     assert_eq!(status, 200);
     assert_eq!(jwks["keys"][0]["kid"], key.kid());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_tokens_and_forged_org_parameters_get_nothing() {
+    let stack = TestStack::with_proxy().await;
+    let world = token_checks::seed(&stack).await;
+    token_checks::forged_tokens_refused(&stack, &world).await.unwrap();
+    token_checks::org_params_refused(&stack, &world).await.unwrap();
 }

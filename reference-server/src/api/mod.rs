@@ -35,6 +35,9 @@ pub struct AppState {
     pub exports: ExportQueue,
     /// The session-token signing keys (JWKS).
     pub keys: Arc<KeyRing>,
+    /// Injected flaws.
+    #[cfg(feature = "inject")]
+    pub flaws: crate::inject::Flaws,
 }
 
 /// The route table, by auth class. `public` routes need no identity.

@@ -210,6 +210,8 @@ pub struct VerifierConfig {
 pub struct Verifier {
     keys: Arc<KeyRing>,
     config: VerifierConfig,
+    #[cfg(feature = "inject")]
+    flaws: crate::inject::Flaws,
 }
 
 fn b64_json(part: &str) -> Result<Value, TokenRejected> {
@@ -223,7 +225,19 @@ impl Verifier {
     /// A verifier over `keys`.
     pub fn new(keys: Arc<KeyRing>, mut config: VerifierConfig) -> Self {
         config.leeway_secs = config.leeway_secs.clamp(0, MAX_LEEWAY_SECS);
-        Self { keys, config }
+        Self {
+            keys,
+            config,
+            #[cfg(feature = "inject")]
+            flaws: crate::inject::Flaws::none(),
+        }
+    }
+
+    /// Injects flaws.
+    #[cfg(feature = "inject")]
+    pub fn with_flaws(mut self, flaws: crate::inject::Flaws) -> Self {
+        self.flaws = flaws;
+        self
     }
 
     /// Verifies `token` at `now` (seconds since the epoch).
@@ -234,11 +248,18 @@ impl Verifier {
         else {
             return Err(TokenRejected::Malformed);
         };
-        if header.is_empty() || payload.is_empty() || signature.is_empty() {
+        if header.is_empty() || payload.is_empty() {
             return Err(TokenRejected::Malformed);
         }
         let header = b64_json(header)?;
         let header = header.as_object().ok_or(TokenRejected::Malformed)?;
+        #[cfg(feature = "inject")]
+        if let Some(claims) = self.flawed_algorithms(header, token, payload)? {
+            return self.check_claims(claims, now);
+        }
+        if signature.is_empty() {
+            return Err(TokenRejected::Malformed);
+        }
         match header.get("alg") {
             Some(Value::String(alg)) if alg == "RS256" => {}
             Some(Value::String(alg)) => return Err(TokenRejected::AlgorithmNotAllowed(alg.clone())),
@@ -269,6 +290,34 @@ impl Verifier {
         self.check_claims(data.claims, now)
     }
 
+    /// `jwt-alg-none` and `jwt-hs256-confusion`: the classic ways a verifier
+    /// lets the token choose how it is checked.
+    #[cfg(feature = "inject")]
+    fn flawed_algorithms(
+        &self,
+        header: &serde_json::Map<String, Value>,
+        token: &str,
+        payload: &str,
+    ) -> Result<Option<Value>, TokenRejected> {
+        use crate::inject::Flaw;
+        let alg = header.get("alg").and_then(Value::as_str).unwrap_or_default();
+        if self.flaws.has(Flaw::JwtAlgNone) && alg.eq_ignore_ascii_case("none") {
+            return b64_json(payload).map(Some);
+        }
+        if self.flaws.has(Flaw::JwtHs256Confusion) && alg == "HS256" {
+            let key = jsonwebtoken::DecodingKey::from_secret(self.keys.active().public_pem().as_bytes());
+            let mut validation = Validation::new(Algorithm::HS256);
+            validation.required_spec_claims.clear();
+            validation.validate_exp = false;
+            validation.validate_nbf = false;
+            validation.validate_aud = false;
+            return jsonwebtoken::decode::<Value>(token, &key, &validation)
+                .map(|data| Some(data.claims))
+                .map_err(|_| TokenRejected::BadSignature);
+        }
+        Ok(None)
+    }
+
     fn check_claims(&self, claims: Value, now: i64) -> Result<SessionClaims, TokenRejected> {
         let object = claims.as_object().ok_or(TokenRejected::Malformed)?;
         let int = |name: &'static str| match object.get(name) {
@@ -281,7 +330,7 @@ impl Verifier {
         };
         let leeway = self.config.leeway_secs;
         let (exp, nbf, iat) = (int("exp")?, int("nbf")?, int("iat")?);
-        if now > exp.saturating_add(leeway) {
+        if now > exp.saturating_add(leeway) && !flaw!(self.flaws, JwtSkipExp) {
             return Err(TokenRejected::Expired);
         }
         if nbf > now.saturating_add(leeway) {
@@ -293,7 +342,7 @@ impl Verifier {
         if text("iss")? != self.config.issuer {
             return Err(TokenRejected::WrongIssuer);
         }
-        if !self.config.authorized_parties.is_empty() {
+        if !self.config.authorized_parties.is_empty() && !flaw!(self.flaws, JwtIgnoreAzp) {
             match object.get("azp") {
                 None | Some(Value::Null) => return Err(TokenRejected::MissingAuthorizedParty),
                 Some(Value::String(azp)) if self.config.authorized_parties.iter().any(|a| a == azp) => {}
@@ -302,6 +351,7 @@ impl Verifier {
         }
         match object.get("sid") {
             Some(Value::String(s)) if !s.is_empty() => {}
+            None if flaw!(self.flaws, TemplateTokenAsSession) => {}
             None => return Err(TokenRejected::NotASessionToken),
             Some(_) => return Err(TokenRejected::BadClaim("sid")),
         }

@@ -90,6 +90,8 @@ impl AuthRejected {
 pub struct Proxy {
     verifier: Verifier,
     max_body_bytes: usize,
+    #[cfg(feature = "inject")]
+    flaws: crate::inject::Flaws,
 }
 
 impl Proxy {
@@ -98,8 +100,35 @@ impl Proxy {
         Self {
             verifier,
             max_body_bytes,
+            #[cfg(feature = "inject")]
+            flaws: crate::inject::Flaws::none(),
         }
     }
+
+    /// Injects flaws.
+    #[cfg(feature = "inject")]
+    pub fn with_flaws(mut self, flaws: crate::inject::Flaws) -> Self {
+        self.flaws = flaws;
+        self
+    }
+}
+
+/// `trust-org-param`: the org named by `?org_id=` or `X-Org-Id`, if any.
+#[cfg(feature = "inject")]
+fn org_param(parts: &http::request::Parts) -> Option<String> {
+    let from_query = parts.uri.query().and_then(|q| {
+        q.split('&').find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            (name == "org_id").then(|| value.to_string())
+        })
+    });
+    from_query.or_else(|| {
+        parts
+            .headers
+            .get("x-org-id")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    })
 }
 
 /// The session token a request carries, by the one rule: header and cookie
@@ -164,8 +193,17 @@ fn now() -> i64 {
 async fn admit(proxy: &Proxy, request: Request) -> Result<Request, AuthRejected> {
     let token = session_token(request.headers())?;
     let claims = proxy.verifier.verify(&token, now())?;
-    let tenant = tenant_from(&claims)?;
+    #[allow(unused_mut)]
+    let mut tenant = tenant_from(&claims)?;
     let (mut parts, body) = request.into_parts();
+    #[cfg(feature = "inject")]
+    if proxy.flaws.has(crate::inject::Flaw::TrustOrgParam) {
+        if let Some(org) = org_param(&parts).and_then(OrgId::new) {
+            tenant = Tenant::new(org, tenant.user_id(), tenant.role().clone(), Vec::new());
+            parts.extensions.insert(tenant);
+            return Ok(Request::from_parts(parts, body));
+        }
+    }
     let bytes = axum::body::to_bytes(body, proxy.max_body_bytes)
         .await
         .map_err(|_| AuthRejected::BodyUnreadable)?;
@@ -187,7 +225,11 @@ async fn admit(proxy: &Proxy, request: Request) -> Result<Request, AuthRejected>
         .filter_map(|v| v.to_str().ok())
         .collect();
     let guard_parts = org_guard::RequestParts {
-        path: parts.uri.path(),
+        path: if flaw!(proxy.flaws, OrgPathUnchecked) {
+            ""
+        } else {
+            parts.uri.path()
+        },
         query: parts.uri.query(),
         headers,
         cookies,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod checks;
+pub mod token_checks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +79,7 @@ impl TestStack {
             ..Config::default()
         };
         options.config.database.pool_size = 4;
+        options.config.auth.authorized_parties = vec![token_checks::PARTY.into()];
         server::prepare_database(&database.url(), APP_PASSWORD, &options)
             .await
             .expect("migrations and flaws");
@@ -112,6 +114,14 @@ impl TestStack {
     /// A stack whose org routes sit behind the real proxy (session tokens).
     pub async fn with_proxy() -> Self {
         Self::with_options(StackOptions::default()).await
+    }
+
+    /// A proxy-fronted stack with `flaws` injected.
+    #[cfg(feature = "inject")]
+    pub async fn with_proxy_and_flaws(flaws: &[tenantry_reference::inject::Flaw]) -> Self {
+        let mut options = StackOptions::default();
+        options.flaws = tenantry_reference::inject::Flaws::of(flaws);
+        Self::with_options(options).await
     }
 
     /// A superuser connection to this test's database.
