@@ -119,9 +119,11 @@ impl TestStack {
     /// A proxy-fronted stack with `flaws` injected.
     #[cfg(feature = "inject")]
     pub async fn with_proxy_and_flaws(flaws: &[tenantry_reference::inject::Flaw]) -> Self {
-        let mut options = StackOptions::default();
-        options.flaws = tenantry_reference::inject::Flaws::of(flaws);
-        Self::with_options(options).await
+        Self::with_options(StackOptions {
+            flaws: tenantry_reference::inject::Flaws::of(flaws),
+            ..StackOptions::default()
+        })
+        .await
     }
 
     /// A superuser connection to this test's database.
