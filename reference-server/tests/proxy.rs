@@ -12,12 +12,12 @@ use common::token_checks::{self, claims, now};
 /// Extra request headers.
 type Headers<'a> = Vec<(&'a str, &'a str)>;
 
-struct Client {
-    base: String,
-    http: reqwest::Client,
+/// The shared request helper, with the body parsed as JSON.
+struct Client<'s> {
+    stack: &'s TestStack,
 }
 
-impl Client {
+impl Client<'_> {
     async fn send(
         &self,
         method: &str,
@@ -26,28 +26,13 @@ impl Client {
         extra: &[(&str, &str)],
         body: Option<Value>,
     ) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        for (name, value) in extra {
-            request = request.header(*name, *value);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let (status, text) = token_checks::send(self.stack, method, path, token, extra, body).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 }
 
-fn client(stack: &TestStack) -> Client {
-    Client {
-        base: stack.base.clone(),
-        http: stack.http.clone(),
-    }
+fn client(stack: &TestStack) -> Client<'_> {
+    Client { stack }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
