@@ -169,14 +169,23 @@ pub async fn catalog(stack: &TestStack) -> Check {
     collect(v)
 }
 
+/// A raw transaction as the serving role with `org` set transaction-locally.
+async fn in_org<'c>(
+    app: &'c mut tokio_postgres::Client,
+    org: &str,
+) -> Result<tokio_postgres::Transaction<'c>, String> {
+    let tx = app.transaction().await.map_err(|e| e.to_string())?;
+    tx.execute("SELECT set_config('app.org_id', $1, true)", &[&org])
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(tx)
+}
+
 /// RLS-003: as the serving role with org A set, a query without WHERE
 /// returns only A rows (RLS alone, no application filter).
 pub async fn rls_alone(stack: &TestStack, world: &World) -> Check {
     let mut app = stack.app_client().await;
-    let tx = app.transaction().await.map_err(|e| e.to_string())?;
-    tx.execute("SELECT set_config('app.org_id', $1, true)", &[&world.a.org])
-        .await
-        .map_err(|e| e.to_string())?;
+    let tx = in_org(&mut app, &world.a.org).await?;
     let mut v = Vec::new();
     for table in ["projects", "documents"] {
         let rows = tx
@@ -311,10 +320,7 @@ pub async fn pooled_reuse(stack: &TestStack, world: &World) -> Check {
 /// deletes of its ids touch nothing.
 pub async fn cross_org_writes(stack: &TestStack, world: &World) -> Check {
     let mut app = stack.app_client().await;
-    let tx = app.transaction().await.map_err(|e| e.to_string())?;
-    tx.execute("SELECT set_config('app.org_id', $1, true)", &[&world.a.org])
-        .await
-        .map_err(|e| e.to_string())?;
+    let tx = in_org(&mut app, &world.a.org).await?;
     let mut v = Vec::new();
     let attempts: [(&str, &str, bool); 4] = [
         (
