@@ -23,6 +23,61 @@ pub struct Config {
     pub exports: ExportsConfig,
     /// `[auth]`
     pub auth: AuthConfig,
+    /// `[identity]`
+    pub identity: IdentityConfig,
+}
+
+/// `[identity]`: the Clerk-compatible identity service.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// `identity.secret_key`: the Backend API secret (`sk_test_…` or
+    /// `sk_live_…`, at least 32 characters after the prefix). Empty: the
+    /// Backend API refuses every request.
+    pub secret_key: Option<String>,
+    /// `identity.session_token_lifetime_secs`: session token lifetime, default 60.
+    pub session_token_lifetime_secs: i64,
+    /// `identity.session_lifetime_secs`: how long a session lives, default 7 days.
+    pub session_lifetime_secs: i64,
+    /// `identity.client_trust`: password-only sign-ins from a device the user
+    /// never completed a sign-in on need an email code first (default true).
+    pub client_trust: bool,
+    /// `identity.test_outbox`: keep email codes in an outbox readable at
+    /// `/v1/testing/outbox` instead of sending mail. For test deployments
+    /// (this reference server has no mailer); default true.
+    pub test_outbox: bool,
+    /// `identity.code_ttl_secs`: email codes expire after this, default 600.
+    pub code_ttl_secs: i64,
+    /// `identity.pool_size`: identity store connections, default 8.
+    pub pool_size: usize,
+}
+
+impl std::fmt::Debug for IdentityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityConfig")
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "<set>"))
+            .field("session_token_lifetime_secs", &self.session_token_lifetime_secs)
+            .field("session_lifetime_secs", &self.session_lifetime_secs)
+            .field("client_trust", &self.client_trust)
+            .field("test_outbox", &self.test_outbox)
+            .field("code_ttl_secs", &self.code_ttl_secs)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            secret_key: None,
+            session_token_lifetime_secs: 60,
+            session_lifetime_secs: 7 * 24 * 3600,
+            client_trust: true,
+            test_outbox: true,
+            code_ttl_secs: 600,
+            pool_size: 8,
+        }
+    }
 }
 
 /// `[auth]`: how the proxy verifies session tokens.
@@ -205,6 +260,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("auth.authorized_parties", "TENANTRY_AUTH_AUTHORIZED_PARTIES"),
     ("auth.leeway_secs", "TENANTRY_AUTH_LEEWAY_SECS"),
     ("auth.key_overlap_ms", "TENANTRY_AUTH_KEY_OVERLAP_MS"),
+    ("identity.secret_key", "TENANTRY_IDENTITY_SECRET_KEY"),
+    ("identity.client_trust", "TENANTRY_IDENTITY_CLIENT_TRUST"),
+    ("identity.test_outbox", "TENANTRY_IDENTITY_TEST_OUTBOX"),
 ];
 
 impl Config {
@@ -283,6 +341,15 @@ impl Config {
                 "cache.max_entries" => {
                     self.cache.max_entries = value.parse().map_err(|_| bad("an integer"))?
                 }
+                "identity.secret_key" => {
+                    self.identity.secret_key = Some(value.clone()).filter(|v| !v.is_empty())
+                }
+                "identity.client_trust" => {
+                    self.identity.client_trust = value.parse().map_err(|_| bad("true or false"))?
+                }
+                "identity.test_outbox" => {
+                    self.identity.test_outbox = value.parse().map_err(|_| bad("true or false"))?
+                }
                 "exports.workers" => self.exports.workers = value.parse().map_err(|_| bad("an integer"))?,
                 "exports.queue_capacity" => {
                     self.exports.queue_capacity = value.parse().map_err(|_| bad("an integer"))?
@@ -352,6 +419,43 @@ impl Config {
             return Err(invalid(
                 "auth.key_overlap_ms",
                 "expected 60000..=86400000 milliseconds",
+            ));
+        }
+        if let Some(key) = &self.identity.secret_key {
+            let rest = key
+                .strip_prefix("sk_test_")
+                .or_else(|| key.strip_prefix("sk_live_"));
+            let ok = rest.is_some_and(|r| r.len() >= 32 && r.bytes().all(|b| b.is_ascii_alphanumeric()));
+            if !ok {
+                return Err(invalid(
+                    "identity.secret_key",
+                    "expected sk_test_ or sk_live_ followed by at least 32 letters and digits",
+                ));
+            }
+        }
+        if !(30..=3600).contains(&self.identity.session_token_lifetime_secs) {
+            return Err(invalid(
+                "identity.session_token_lifetime_secs",
+                "expected 30..=3600 seconds",
+            ));
+        }
+        if !(300..=31_536_000).contains(&self.identity.session_lifetime_secs) {
+            return Err(invalid(
+                "identity.session_lifetime_secs",
+                "expected 300..=31536000 seconds",
+            ));
+        }
+        if !(60..=3600).contains(&self.identity.code_ttl_secs) {
+            return Err(invalid("identity.code_ttl_secs", "expected 60..=3600 seconds"));
+        }
+        if !(1..=256).contains(&self.identity.pool_size) {
+            return Err(invalid("identity.pool_size", "expected 1..=256"));
+        }
+        if self.identity.client_trust && !self.identity.test_outbox {
+            return Err(invalid(
+                "identity.client_trust",
+                "needs a way to deliver email codes, and this server has no mailer: \
+                 set identity.test_outbox = true (test deployments) or identity.client_trust = false",
             ));
         }
         if let Some(url) = &self.database.url {

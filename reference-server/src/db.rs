@@ -1,9 +1,12 @@
 //! The database: roles, embedded versioned migrations, and the app pool.
 //!
-//! Two roles, fixed by name because the policies name them:
-//! - `tenantry_owner` (NOLOGIN) owns schema `app` and every table in it;
+//! Three roles, fixed by name because the policies and grants name them:
+//! - `tenantry_owner` (NOLOGIN) owns schemas `app` and `identity` and every
+//!   table in them;
 //! - `tenantry_app` (LOGIN, NOSUPERUSER, NOBYPASSRLS, NOINHERIT, not a member
-//!   of the owner) is what the server connects as.
+//!   of the owner) is what the data API connects as; it cannot see `identity`;
+//! - `tenantry_identity` (LOGIN, same restrictions) is what the identity store
+//!   connects as; it cannot see `app`.
 //!
 //! Migrations run as the admin URL's role with `SET ROLE tenantry_owner`,
 //! each once (recorded with a checksum in `app.schema_migrations`), under an
@@ -20,6 +23,11 @@ use crate::inject::Flaws;
 
 /// The role the server connects as.
 pub const APP_ROLE: &str = "tenantry_app";
+/// The role the identity store connects as: it reads and writes schema
+/// `identity` and nothing else (no tenant data).
+pub const IDENTITY_ROLE: &str = "tenantry_identity";
+/// The schema holding the identity store.
+pub const IDENTITY_SCHEMA: &str = "identity";
 /// The role that owns the schema.
 pub const OWNER_ROLE: &str = "tenantry_owner";
 /// The schema holding tenant tables.
@@ -39,11 +47,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "tenant_tables",
-    sql: include_str!("../migrations/0001_tenant_tables.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tenant_tables",
+        sql: include_str!("../migrations/0001_tenant_tables.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "identity",
+        sql: include_str!("../migrations/0002_identity.sql"),
+    },
+];
 
 /// A database error during setup.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +149,9 @@ pub async fn migrate(admin_url: &str, app_password: &str) -> Result<(), DbSetupE
          REVOKE ALL ON SCHEMA public FROM PUBLIC;
          REVOKE ALL ON SCHEMA {SCHEMA} FROM PUBLIC;
          GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE};
+         CREATE SCHEMA IF NOT EXISTS {IDENTITY_SCHEMA} AUTHORIZATION {OWNER_ROLE};
+         REVOKE ALL ON SCHEMA {IDENTITY_SCHEMA} FROM PUBLIC;
+         GRANT USAGE ON SCHEMA {IDENTITY_SCHEMA} TO {IDENTITY_ROLE};
          SET LOCAL ROLE {OWNER_ROLE};
          CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_migrations (
              version integer PRIMARY KEY,
@@ -204,6 +222,13 @@ async fn ensure_roles(client: &tokio_postgres::Client, app_password: &str) -> Re
              IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
                  BEGIN
                      CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT NOCREATEDB NOCREATEROLE
+                         PASSWORD {password};
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END;
+             END IF;
+             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{IDENTITY_ROLE}') THEN
+                 BEGIN
+                     CREATE ROLE {IDENTITY_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT NOCREATEDB NOCREATEROLE
                          PASSWORD {password};
                  EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
                  END;
@@ -338,6 +363,39 @@ pub fn pool_as(
     Pool::builder(Manager::new(config))
         .max_size(settings.size)
         .runtime(deadpool::Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| DbSetupError::Pool(e.to_string()))
+}
+
+/// The identity store's pool: `tenantry_identity` on the admin URL's host
+/// and database. Plain tokio-postgres connections (the store's statements
+/// are ordinary transactions; no org context is involved).
+pub fn identity_pool(
+    admin_url: &str,
+    password: &str,
+    size: usize,
+    statement_timeout: Duration,
+) -> Result<deadpool_postgres::Pool, DbSetupError> {
+    let mut config: tokio_postgres::Config = admin_url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| DbSetupError::Pool(e.to_string()))?;
+    config
+        .user(IDENTITY_ROLE)
+        .password(password)
+        .application_name("tenantry-identity")
+        .options(format!("-c statement_timeout={}", statement_timeout.as_millis()));
+    let manager = deadpool_postgres::Manager::from_config(
+        config,
+        NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_secs(5)))
         .create_timeout(Some(Duration::from_secs(5)))
         .build()

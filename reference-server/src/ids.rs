@@ -18,6 +18,22 @@ pub enum IdKind {
     SigningKey,
     /// `jti_` (a token's id)
     TokenId,
+    /// `user_`
+    User,
+    /// `org_`
+    Organization,
+    /// `orgmem_`
+    Membership,
+    /// `idn_` (an email address)
+    EmailAddress,
+    /// `sess_`
+    Session,
+    /// `client_` (a device)
+    Client,
+    /// `sia_` (a sign-in attempt)
+    SignIn,
+    /// `jtmp_`
+    JwtTemplate,
 }
 
 impl IdKind {
@@ -30,6 +46,14 @@ impl IdKind {
             IdKind::Integration => "int_",
             IdKind::SigningKey => "key_",
             IdKind::TokenId => "jti_",
+            IdKind::User => "user_",
+            IdKind::Organization => "org_",
+            IdKind::Membership => "orgmem_",
+            IdKind::EmailAddress => "idn_",
+            IdKind::Session => "sess_",
+            IdKind::Client => "client_",
+            IdKind::SignIn => "sia_",
+            IdKind::JwtTemplate => "jtmp_",
         }
     }
 }

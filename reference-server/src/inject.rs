@@ -65,6 +65,14 @@ flaws! {
         "The proxy takes the org from `?org_id=` or `X-Org-Id` when present instead of refusing a mismatch.";
     OrgPathUnchecked = "org-path-unchecked", "ORG",
         "`/api/orgs/{org_id}/…` serves the org named in the path, unchecked against the active org.";
+    ClientTrustAsComplete = "client-trust-as-complete", "SES",
+        "The app's sign-in handler treats `needs_client_trust` as signed in and creates the session through the Backend API, skipping the email code.";
+    ClientTrustStuck = "client-trust-stuck", "SES",
+        "The app's sign-in handler has no branch for `needs_client_trust`: no code is sent and the user can never finish signing in.";
+    TemplateFallback500 = "template-fallback-500", "TPL",
+        "The template-token helper answers 500 when the template is missing or broken instead of falling back to the session token.";
+    RoleFromClaimUnsigned = "role-from-claim-unsigned", "TOK",
+        "The proxy verifies the Bearer token but reads the org role from the `__session` cookie's payload, unverified (and lets the two differ).";
 }
 
 impl fmt::Display for Flaw {

@@ -30,7 +30,9 @@ macro_rules! flaw {
 }
 
 pub mod api;
+pub mod app_auth;
 pub mod cache;
+pub mod clerk_api;
 pub mod config;
 pub mod db;
 pub mod dev_auth;
@@ -39,6 +41,7 @@ pub mod ids;
 #[cfg(feature = "inject")]
 pub mod inject;
 pub mod jobs;
+pub mod metrics;
 pub mod problem;
 pub mod proxy;
 pub mod server;

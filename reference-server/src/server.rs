@@ -13,15 +13,22 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use axum::routing::{get, post};
+
 use crate::api::{self, AppState};
+use crate::app_auth::{self, AppAuth};
 use crate::cache::OrgCache;
+use crate::clerk_api;
 use crate::config::Config;
 use crate::db::{self, DbSetupError, PoolSettings};
 use crate::identity::keys::KeyRing;
+use crate::identity::service::Identity;
+use crate::identity::store::Store;
 use crate::identity::token::{Verifier, VerifierConfig};
 #[cfg(feature = "inject")]
 use crate::inject::Flaws;
 use crate::jobs::{self, ServicePool};
+use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::proxy::{self, Proxy};
 use crate::tenant_db::Db;
@@ -87,6 +94,7 @@ pub struct App {
     router: Router,
     workers: JoinSet<()>,
     keys: Arc<KeyRing>,
+    identity: Arc<Identity>,
 }
 
 impl std::fmt::Debug for App {
@@ -136,25 +144,63 @@ pub fn build(admin_url: &str, app_password: &str, options: &StackOptions) -> Res
         #[cfg(feature = "inject")]
         flaws: options.flaws.clone(),
     };
-    let router = if options.dev_auth {
+    let verifier = Verifier::new(
+        Arc::clone(&keys),
+        VerifierConfig {
+            issuer: config.auth.issuer.clone(),
+            authorized_parties: config.auth.authorized_parties.clone(),
+            leeway_secs: config.auth.leeway_secs,
+        },
+    );
+    #[cfg(feature = "inject")]
+    let verifier = verifier.with_flaws(options.flaws.clone());
+    let proxy = Proxy::new(verifier, config.server.max_body_bytes);
+    #[cfg(feature = "inject")]
+    let proxy = proxy.with_flaws(options.flaws.clone());
+    let proxy = Arc::new(proxy);
+    let data_api = if options.dev_auth {
         api::routes(state, axum::middleware::from_fn(crate::dev_auth::layer))
     } else {
-        let verifier = Verifier::new(
-            Arc::clone(&keys),
-            VerifierConfig {
-                issuer: config.auth.issuer.clone(),
-                authorized_parties: config.auth.authorized_parties.clone(),
-                leeway_secs: config.auth.leeway_secs,
-            },
-        );
-        #[cfg(feature = "inject")]
-        let verifier = verifier.with_flaws(options.flaws.clone());
-        let proxy = Proxy::new(verifier, config.server.max_body_bytes);
-        #[cfg(feature = "inject")]
-        let proxy = proxy.with_flaws(options.flaws.clone());
-        let proxy = Arc::new(proxy);
-        api::routes(state, axum::middleware::from_fn_with_state(proxy, proxy::layer))
+        api::routes(
+            state,
+            axum::middleware::from_fn_with_state(Arc::clone(&proxy), proxy::layer),
+        )
     };
+    let identity_pool = db::identity_pool(
+        admin_url,
+        app_password,
+        config.identity.pool_size,
+        Duration::from_millis(config.database.statement_timeout_ms),
+    )?;
+    let identity = Arc::new(Identity::new(
+        Store::new(identity_pool),
+        Arc::clone(&keys),
+        config.identity.clone(),
+        config.auth.issuer.clone(),
+    ));
+    let app_auth = AppAuth {
+        identity: Arc::clone(&identity),
+        metrics: Arc::new(Metrics::default()),
+        #[cfg(feature = "inject")]
+        flaws: options.flaws.clone(),
+    };
+    // Signed-in routes always verify real session tokens, dev-auth or not.
+    let signed_in = Router::new()
+        .route("/auth/token/{template}", get(app_auth::template_token))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&proxy),
+            proxy::signed_in_layer,
+        ));
+    let app_routes = Router::new()
+        .route("/auth/sign-in", post(app_auth::sign_in))
+        .route("/auth/sign-in/{id}/code", post(app_auth::submit_code))
+        .route("/metrics", get(app_auth::metrics))
+        .merge(signed_in)
+        .with_state(app_auth);
+    let router = data_api
+        .merge(app_routes)
+        .merge(clerk_api::backend::routes(Arc::clone(&identity)))
+        .merge(clerk_api::frontend::routes(Arc::clone(&identity)));
     let router = router
         .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -170,6 +216,7 @@ pub fn build(admin_url: &str, app_password: &str, options: &StackOptions) -> Res
         router,
         workers,
         keys,
+        identity,
     })
 }
 
@@ -201,6 +248,11 @@ impl App {
     /// The session-token signing keys (the identity service signs with them).
     pub fn key_ring(&self) -> Arc<KeyRing> {
         Arc::clone(&self.keys)
+    }
+
+    /// The identity service.
+    pub fn identity(&self) -> Arc<Identity> {
+        Arc::clone(&self.identity)
     }
 
     /// The router (for in-process use, e.g. benches).

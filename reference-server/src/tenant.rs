@@ -123,6 +123,30 @@ impl<S: Send + Sync> FromRequestParts<S> for Tenant {
     }
 }
 
+/// A verified session without an org requirement: what signed-in (not
+/// org-required) routes may know. Only the proxy's signed-in layer makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    /// The user.
+    pub user_id: String,
+    /// The session the token belongs to.
+    pub session_id: String,
+    /// The authorized party the token was minted for.
+    pub azp: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<SignedIn>()
+            .cloned()
+            .ok_or_else(Problem::unauthenticated)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 
 mod documents;
 mod exports;
-mod extract;
+pub(crate) mod extract;
 pub mod openapi;
 mod projects;
 mod search;

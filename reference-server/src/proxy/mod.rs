@@ -26,7 +26,7 @@ use http::header;
 
 use crate::identity::token::{SessionClaims, TokenRejected, Verifier};
 use crate::problem::Problem;
-use crate::tenant::{OrgId, Role, Tenant};
+use crate::tenant::{OrgId, Role, SignedIn, Tenant};
 
 /// The cookie Clerk's frontend keeps the session token in.
 pub const SESSION_COOKIE: &str = "__session";
@@ -190,11 +190,50 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// `role-from-claim-unsigned`: the Bearer token wins even if the cookie
+/// differs, and the role comes from the cookie's payload, unverified.
+#[cfg(feature = "inject")]
+fn unsigned_cookie_role(headers: &http::HeaderMap) -> Option<Role> {
+    use base64::Engine;
+    let cookie = crate::clerk_api::frontend::cookie(headers, SESSION_COOKIE)?;
+    let payload = cookie.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let rol = value.get("o")?.get("rol")?.as_str()?;
+    Role::parse(&format!("org:{rol}"))
+}
+
+fn request_token(proxy: &Proxy, headers: &http::HeaderMap) -> Result<String, AuthRejected> {
+    #[cfg(feature = "inject")]
+    if proxy.flaws.has(crate::inject::Flaw::RoleFromClaimUnsigned) {
+        if let Err(AuthRejected::ConflictingTokens) = session_token(headers) {
+            let mut bearer_only = headers.clone();
+            bearer_only.remove(header::COOKIE);
+            return session_token(&bearer_only);
+        }
+    }
+    let _ = proxy;
+    session_token(headers)
+}
+
 async fn admit(proxy: &Proxy, request: Request) -> Result<Request, AuthRejected> {
-    let token = session_token(request.headers())?;
+    let token = request_token(proxy, request.headers())?;
     let claims = proxy.verifier.verify(&token, now())?;
     #[allow(unused_mut)]
     let mut tenant = tenant_from(&claims)?;
+    #[cfg(feature = "inject")]
+    if proxy.flaws.has(crate::inject::Flaw::RoleFromClaimUnsigned) {
+        if let Some(role) = unsigned_cookie_role(request.headers()) {
+            tenant = Tenant::new(
+                tenant.org().clone(),
+                tenant.user_id(),
+                role,
+                claims.org_permissions(),
+            );
+        }
+    }
     let (mut parts, body) = request.into_parts();
     #[cfg(feature = "inject")]
     if proxy.flaws.has(crate::inject::Flaw::TrustOrgParam) {
@@ -244,10 +283,40 @@ async fn admit(proxy: &Proxy, request: Request) -> Result<Request, AuthRejected>
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
-/// The middleware.
+/// The middleware for signed-in routes: a verified session token, no org
+/// required, no org data reachable (the handler gets a [`SignedIn`], never
+/// a [`Tenant`]).
+pub async fn signed_in_layer(State(proxy): State<Arc<Proxy>>, mut request: Request, next: Next) -> Response {
+    request.extensions_mut().remove::<Tenant>();
+    request.extensions_mut().remove::<SignedIn>();
+    let verified =
+        session_token(request.headers()).and_then(|token| Ok(proxy.verifier.verify(&token, now())?));
+    match verified {
+        Ok(claims) => {
+            let Some(session_id) = claims.sid.clone() else {
+                // The verifier refuses tokens without sid; stay closed if a flaw let one through.
+                tracing::info!("request refused by the proxy: token without a session");
+                return Problem::unauthenticated().into_response();
+            };
+            request.extensions_mut().insert(SignedIn {
+                user_id: claims.sub,
+                session_id,
+                azp: claims.azp,
+            });
+            next.run(request).await
+        }
+        Err(rejection) => {
+            tracing::info!(reason = %rejection, "request refused by the proxy");
+            rejection.problem().into_response()
+        }
+    }
+}
+
+/// The middleware for org-required routes.
 pub async fn layer(State(proxy): State<Arc<Proxy>>, mut request: Request, next: Next) -> Response {
     // Only the proxy makes Tenants.
     request.extensions_mut().remove::<Tenant>();
+    request.extensions_mut().remove::<SignedIn>();
     match admit(&proxy, request).await {
         Ok(request) => next.run(request).await,
         Err(rejection) => {

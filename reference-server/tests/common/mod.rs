@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod checks;
+pub mod identity;
 pub mod token_checks;
 
 use std::sync::Arc;
@@ -80,6 +81,7 @@ impl TestStack {
         };
         options.config.database.pool_size = 4;
         options.config.auth.authorized_parties = vec![token_checks::PARTY.into()];
+        options.config.identity.secret_key = Some(identity::SECRET_KEY.into());
         server::prepare_database(&database.url(), APP_PASSWORD, &options)
             .await
             .expect("migrations and flaws");
