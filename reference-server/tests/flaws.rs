@@ -1,10 +1,12 @@
-//! Every injected data-plane flaw makes the check meant for it fail — the
-//! same check that passes on the clean stack in `data_plane.rs`.
+//! Every injected flaw makes the check meant for it fail — the same check
+//! that passes on the clean stack in `data_plane.rs`, `proxy.rs` and
+//! `identity.rs`.
 #![cfg(feature = "inject")]
 
 mod common;
 
 use common::checks::{self, seed, Check};
+use common::identity;
 use common::token_checks;
 use common::TestStack;
 use tenantry_reference::inject::Flaw;
@@ -12,19 +14,27 @@ use tenantry_reference::inject::Flaw;
 /// Runs, on a stack with `flaw` injected, the check that must catch it. The
 /// match is exhaustive: a new flaw does not compile until it has a check.
 async fn catching_check(flaw: Flaw) -> Check {
-    if matches!(flaw.family(), "TOK" | "ORG") {
-        // Identity flaws live in the proxy: attack it with real tokens.
+    if matches!(flaw.family(), "TOK" | "ORG" | "SES" | "TPL") {
+        // Identity flaws live in the proxy, the identity service and the
+        // app's auth handlers: attack them with real tokens and sign-ins.
         let stack = TestStack::with_proxy_and_flaws(&[flaw]).await;
-        let world = token_checks::seed(&stack).await;
         return match flaw {
             Flaw::JwtAlgNone
             | Flaw::JwtHs256Confusion
             | Flaw::JwtSkipExp
             | Flaw::JwtIgnoreAzp
-            | Flaw::TemplateTokenAsSession => token_checks::forged_tokens_refused(&stack, &world).await,
+            | Flaw::TemplateTokenAsSession => {
+                let world = token_checks::seed(&stack).await;
+                token_checks::forged_tokens_refused(&stack, &world).await
+            }
             Flaw::TrustOrgParam | Flaw::OrgPathUnchecked => {
+                let world = token_checks::seed(&stack).await;
                 token_checks::org_params_refused(&stack, &world).await
             }
+            Flaw::RoleFromClaimUnsigned => identity::role_from_verified_token_only(&stack).await,
+            Flaw::ClientTrustAsComplete => identity::client_trust_safety(&stack).await,
+            Flaw::ClientTrustStuck => identity::client_trust_liveness(&stack).await,
+            Flaw::TemplateFallback500 => identity::template_fallback(&stack).await,
             other => panic!("{other} is in family {} but has no proxy check", other.family()),
         };
     }
@@ -45,7 +55,11 @@ async fn catching_check(flaw: Flaw) -> Check {
         | Flaw::JwtIgnoreAzp
         | Flaw::TemplateTokenAsSession
         | Flaw::TrustOrgParam
-        | Flaw::OrgPathUnchecked => unreachable!("handled above"),
+        | Flaw::OrgPathUnchecked
+        | Flaw::RoleFromClaimUnsigned
+        | Flaw::ClientTrustAsComplete
+        | Flaw::ClientTrustStuck
+        | Flaw::TemplateFallback500 => unreachable!("handled above"),
     }
 }
 
@@ -138,6 +152,26 @@ async fn org_path_unchecked_is_caught() {
     expect_caught(Flaw::OrgPathUnchecked).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_from_claim_unsigned_is_caught() {
+    expect_caught(Flaw::RoleFromClaimUnsigned).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_trust_as_complete_is_caught() {
+    expect_caught(Flaw::ClientTrustAsComplete).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_trust_stuck_is_caught() {
+    expect_caught(Flaw::ClientTrustStuck).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_fallback_500_is_caught() {
+    expect_caught(Flaw::TemplateFallback500).await;
+}
+
 #[test]
 fn every_flaw_is_listed_here() {
     // Flaw::ALL is generated from the enum; the exhaustive match in
@@ -156,6 +190,10 @@ fn every_flaw_is_listed_here() {
         Flaw::TemplateTokenAsSession,
         Flaw::TrustOrgParam,
         Flaw::OrgPathUnchecked,
+        Flaw::RoleFromClaimUnsigned,
+        Flaw::ClientTrustAsComplete,
+        Flaw::ClientTrustStuck,
+        Flaw::TemplateFallback500,
     ];
     for flaw in Flaw::ALL {
         assert!(tested.contains(flaw), "flaw {flaw} has no test in flaws.rs");
