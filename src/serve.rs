@@ -71,7 +71,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     server::prepare_database(&admin_url, &app_password, &options)
         .await
         .context("preparing the database")?;
-    let app = server::build(&admin_url, &app_password, &options)?;
+    let app = server::build(&admin_url, &app_password, &options).await?;
     let listener = server::bind(config.server.listen).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
     if options.dev_auth {

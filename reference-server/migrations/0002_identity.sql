@@ -135,6 +135,18 @@ CREATE TABLE identity.jwt_templates (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Session-token signing keys (RSA-2048, PKCS#8 DER), shared by every
+-- instance and kept across restarts. The active key has retired_at NULL
+-- (exactly one, enforced by the partial unique index); retired keys still
+-- verify for the configured overlap.
+CREATE TABLE identity.signing_keys (
+    kid text PRIMARY KEY,
+    private_pkcs8 bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    retired_at timestamptz
+);
+CREATE UNIQUE INDEX signing_keys_one_active ON identity.signing_keys ((true)) WHERE retired_at IS NULL;
+
 -- Test deployments only (identity.test_outbox): the email codes that would
 -- have been sent, readable through /v1/testing/outbox.
 CREATE TABLE identity.outbox (

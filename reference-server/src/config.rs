@@ -50,6 +50,9 @@ pub struct IdentityConfig {
     pub code_ttl_secs: i64,
     /// `identity.pool_size`: identity store connections, default 8.
     pub pool_size: usize,
+    /// `identity.key_refresh_interval_ms`: a token with an unknown `kid`
+    /// makes the proxy re-read the signing keys at most this often, default 5 000.
+    pub key_refresh_interval_ms: u64,
 }
 
 impl std::fmt::Debug for IdentityConfig {
@@ -62,6 +65,7 @@ impl std::fmt::Debug for IdentityConfig {
             .field("test_outbox", &self.test_outbox)
             .field("code_ttl_secs", &self.code_ttl_secs)
             .field("pool_size", &self.pool_size)
+            .field("key_refresh_interval_ms", &self.key_refresh_interval_ms)
             .finish()
     }
 }
@@ -76,6 +80,7 @@ impl Default for IdentityConfig {
             test_outbox: true,
             code_ttl_secs: 600,
             pool_size: 8,
+            key_refresh_interval_ms: 5_000,
         }
     }
 }
@@ -447,6 +452,12 @@ impl Config {
         }
         if !(60..=3600).contains(&self.identity.code_ttl_secs) {
             return Err(invalid("identity.code_ttl_secs", "expected 60..=3600 seconds"));
+        }
+        if !(100..=600_000).contains(&self.identity.key_refresh_interval_ms) {
+            return Err(invalid(
+                "identity.key_refresh_interval_ms",
+                "expected 100..=600000 milliseconds",
+            ));
         }
         if !(1..=256).contains(&self.identity.pool_size) {
             return Err(invalid("identity.pool_size", "expected 1..=256"));

@@ -95,6 +95,16 @@ pub struct App {
     workers: JoinSet<()>,
     keys: Arc<KeyRing>,
     identity: Arc<Identity>,
+    key_refresh: AbortOnDrop,
+}
+
+/// A background task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -105,7 +115,7 @@ impl std::fmt::Debug for App {
 
 /// Builds the app on a prepared database. `admin_url` names the host and
 /// database; the app connects as `tenantry_app` with `app_password`.
-pub fn build(admin_url: &str, app_password: &str, options: &StackOptions) -> Result<App, StartError> {
+pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) -> Result<App, StartError> {
     let config = &options.config;
     let settings = PoolSettings {
         size: config.database.pool_size,
@@ -154,18 +164,6 @@ pub fn build(admin_url: &str, app_password: &str, options: &StackOptions) -> Res
     );
     #[cfg(feature = "inject")]
     let verifier = verifier.with_flaws(options.flaws.clone());
-    let proxy = Proxy::new(verifier, config.server.max_body_bytes);
-    #[cfg(feature = "inject")]
-    let proxy = proxy.with_flaws(options.flaws.clone());
-    let proxy = Arc::new(proxy);
-    let data_api = if options.dev_auth {
-        api::routes(state, axum::middleware::from_fn(crate::dev_auth::layer))
-    } else {
-        api::routes(
-            state,
-            axum::middleware::from_fn_with_state(Arc::clone(&proxy), proxy::layer),
-        )
-    };
     let identity_pool = db::identity_pool(
         admin_url,
         app_password,
@@ -178,6 +176,23 @@ pub fn build(admin_url: &str, app_password: &str, options: &StackOptions) -> Res
         config.identity.clone(),
         config.auth.issuer.clone(),
     ));
+    identity
+        .load_keys()
+        .await
+        .map_err(|e| StartError::Keys(format!("cannot load signing keys from the identity store: {e}")))?;
+    let key_refresh = AbortOnDrop(tokio::spawn(refresh_keys(Arc::clone(&identity))));
+    let proxy = Proxy::new(verifier, config.server.max_body_bytes).with_key_refresh(Arc::clone(&identity));
+    #[cfg(feature = "inject")]
+    let proxy = proxy.with_flaws(options.flaws.clone());
+    let proxy = Arc::new(proxy);
+    let data_api = if options.dev_auth {
+        api::routes(state, axum::middleware::from_fn(crate::dev_auth::layer))
+    } else {
+        api::routes(
+            state,
+            axum::middleware::from_fn_with_state(Arc::clone(&proxy), proxy::layer),
+        )
+    };
     let app_auth = AppAuth {
         identity: Arc::clone(&identity),
         metrics: Arc::new(Metrics::default()),
@@ -217,6 +232,7 @@ pub fn build(admin_url: &str, app_password: &str, options: &StackOptions) -> Res
         workers,
         keys,
         identity,
+        key_refresh,
     })
 }
 
@@ -268,7 +284,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let App {
-            router, mut workers, ..
+            router,
+            mut workers,
+            key_refresh,
+            ..
         } = self;
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
@@ -280,7 +299,20 @@ impl App {
         if drained.is_err() {
             tracing::warn!("export workers did not finish within 10 s; abandoning queued jobs");
         }
+        drop(key_refresh);
         Ok(())
+    }
+}
+
+/// Re-reads the signing keys every 30 s, so an instance picks up a rotation
+/// done by another well within the overlap (at least 60 s).
+async fn refresh_keys(identity: Arc<Identity>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        identity.refresh_keys_if_due().await;
     }
 }
 

@@ -100,7 +100,11 @@ async fn clerk_backend_client_manages_users_orgs_and_memberships_on_our_server()
         .output()
         .await
         .expect("node (Node.js) on PATH");
-    assert!(out.status.success(), "node failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "node failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let seen: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     assert!(seen.get("error").is_none(), "the client failed: {seen}");
@@ -143,11 +147,10 @@ async fn clerk_backend_verify_token_accepts_a_token_our_frontend_api_issued() {
     device.set_active(&session, Some(&org)).await;
     let token = device.session_token(&session).await;
     let pem = stack.keys.active().public_pem().to_string();
-    let result = tokio::task::spawn_blocking(move || {
-        verify_with_clerk(&token, &pem, &[common::token_checks::PARTY])
-    })
-    .await
-    .unwrap();
+    let result =
+        tokio::task::spawn_blocking(move || verify_with_clerk(&token, &pem, &[common::token_checks::PARTY]))
+            .await
+            .unwrap();
     assert_eq!(result["accepted"], true, "{result}");
     assert_eq!(result["claims"]["sub"], user.as_str());
     assert_eq!(result["claims"]["sid"], session.as_str());

@@ -576,3 +576,104 @@ async fn clean_stack_passes_the_identity_flaw_checks() {
     identity::template_fallback(&stack).await.unwrap();
     identity::role_from_verified_token_only(&stack).await.unwrap();
 }
+
+async fn status_at(stack: &TestStack, base: &str, token: &str) -> u16 {
+    stack
+        .http
+        .get(format!("{base}/api/projects"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn kid_of(jwt: &str) -> String {
+    use base64::Engine;
+    let header = jwt.split('.').next().unwrap();
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_keys_are_shared_by_instances_and_rotation_reaches_them() {
+    let stack = TestStack::with_proxy().await;
+    let backend = Backend::new(&stack);
+    let email = email("grace");
+    let grace = backend.user(&email, false).await;
+    let (org, _) = backend.org("Grace Org", &grace).await;
+    let mut device = Device::new(&stack);
+    let session = device.sign_in(&backend, &email).await.unwrap();
+    device.set_active(&session, Some(&org)).await;
+    let before = device.session_token(&session).await;
+
+    // A second replica on the same database verifies the first one's tokens.
+    let peer = stack.peer().await;
+    assert_eq!(status_at(&stack, &peer.base, &before).await, 200);
+
+    let rotated = backend
+        .call("POST", "/v1/instance/signing_keys/rotate", None)
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let new_kid = rotated.body["kid"].as_str().unwrap().to_string();
+    assert_ne!(new_kid, kid_of(&before));
+    assert_eq!(rotated.body["jwks"]["keys"].as_array().unwrap().len(), 2);
+    let after = device.session_token(&session).await;
+    assert_eq!(kid_of(&after), new_kid);
+
+    // The peer learns the new kid on first sight (after its refresh interval).
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    assert_eq!(status_at(&stack, &peer.base, &after).await, 200);
+    // Tokens signed just before the rotation keep working for the overlap.
+    assert_eq!(status_at(&stack, &peer.base, &before).await, 200);
+    assert_eq!(status_at(&stack, &stack.base, &before).await, 200);
+
+    // And the JWKS both publish agree.
+    let jwks = |base: String| {
+        let http = stack.http.clone();
+        async move {
+            http.get(format!("{base}/.well-known/jwks.json"))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(jwks(stack.base.clone()).await, jwks(peer.base.clone()).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_kids_refresh_the_keys_at_most_once_per_interval() {
+    use tenantry_reference::db;
+    use tenantry_reference::identity::keys::KeyRing;
+    use tenantry_reference::identity::service::Identity;
+    use tenantry_reference::identity::store::Store;
+    let stack = TestStack::with_proxy().await;
+    let pool = db::identity_pool(
+        &stack.database.url(),
+        common::APP_PASSWORD,
+        2,
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let mut config = stack.options.config.identity.clone();
+    config.key_refresh_interval_ms = 300;
+    let ring = std::sync::Arc::new(KeyRing::new(std::time::Duration::from_secs(600)).unwrap());
+    let identity = Identity::new(Store::new(pool), ring.clone(), config, "https://issuer".into());
+    identity.load_keys().await.unwrap();
+    // The stack created the first key; this instance loaded the same one.
+    assert_eq!(ring.active().kid(), stack.keys.active().kid());
+    assert!(!identity.refresh_keys_if_due().await, "just loaded");
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert!(identity.refresh_keys_if_due().await);
+    let burst = futures::future::join_all((0..20).map(|_| identity.refresh_keys_if_due())).await;
+    assert_eq!(burst.iter().filter(|r| **r).count(), 0, "{burst:?}");
+}

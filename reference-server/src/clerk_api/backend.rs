@@ -5,8 +5,9 @@
 //!
 //! Where it differs from Clerk's (documented in the crate README): lists of
 //! users and JWT templates are plain arrays as in Clerk, organizations and
-//! memberships are `{data, total_count}`; `POST /v1/organization_roles` and
-//! `GET /v1/testing/outbox` are tenantry extensions; tokens minted here carry
+//! memberships are `{data, total_count}`; `POST /v1/organization_roles`,
+//! `POST /v1/instance/signing_keys/rotate` and `GET /v1/testing/outbox` are
+//! tenantry extensions; tokens minted here carry
 //! no `azp` (no browser origin asked for them).
 
 use std::sync::Arc;
@@ -74,6 +75,7 @@ pub fn routes(identity: Arc<Identity>) -> Router {
             get(get_template).patch(update_template).delete(delete_template),
         )
         .route("/v1/testing/outbox", get(outbox))
+        .route("/v1/instance/signing_keys/rotate", post(rotate_keys))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             secret_key_auth,
@@ -575,6 +577,18 @@ async fn delete_template(State(state): State<BackendState>, Path(id): Path<Strin
     let existing = find_template(&state, &id).await?;
     state.identity.store().delete_template(&existing.id).await?;
     Ok(Json(resources::deleted("jwt_template", &existing.id)))
+}
+
+// --- signing keys ---
+
+/// tenantry extension: rotate the session-token signing key now. The new
+/// key signs at once on every instance that re-reads the keys; the old one
+/// verifies for the overlap.
+async fn rotate_keys(State(state): State<BackendState>) -> ApiResult {
+    let kid = state.identity.rotate_keys().await?;
+    Ok(Json(
+        json!({ "object": "signing_key", "kid": kid, "jwks": state.identity.keys().jwks() }),
+    ))
 }
 
 // --- test outbox ---

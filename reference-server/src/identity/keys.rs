@@ -42,6 +42,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 /// One signing key.
 pub struct SigningKey {
     kid: String,
+    pkcs8: Vec<u8>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     jwk: Value,
@@ -62,6 +63,14 @@ impl SigningKey {
     pub fn generate() -> Result<Self, KeyError> {
         let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|e| KeyError::Crypto(e.to_string()))?;
         let private: Pkcs8V1Der = pair.as_der().map_err(|e| KeyError::Crypto(e.to_string()))?;
+        Self::from_pkcs8(ids::new_id(ids::IdKind::SigningKey), private.as_ref())
+    }
+
+    /// The key stored as PKCS#8 DER under `kid`. Only RSA keys of 2048 bits
+    /// or more with e = 65537 are accepted.
+    pub fn from_pkcs8(kid: String, der: &[u8]) -> Result<Self, KeyError> {
+        let pair = KeyPair::from_pkcs8(der).map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let private: Pkcs8V1Der = pair.as_der().map_err(|e| KeyError::Crypto(e.to_string()))?;
         let encoding = EncodingKey::from_rsa_pem(pem("PRIVATE KEY", private.as_ref()).as_bytes())
             .map_err(|e| KeyError::Crypto(e.to_string()))?;
         let public = pair.public_key();
@@ -71,15 +80,28 @@ impl SigningKey {
         let e = b64url(public.exponent().big_endian_without_leading_zero());
         let decoding =
             DecodingKey::from_rsa_components(&n, &e).map_err(|e| KeyError::Crypto(e.to_string()))?;
-        let kid = ids::new_id(ids::IdKind::SigningKey);
+        if public.modulus().big_endian_without_leading_zero().len() < 256
+            || public.exponent().big_endian_without_leading_zero() != [1, 0, 1]
+        {
+            return Err(KeyError::Crypto(
+                "expected RSA-2048 or larger with e = 65537".into(),
+            ));
+        }
         let jwk = json!({ "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e });
         Ok(Self {
             kid,
+            pkcs8: private.as_ref().to_vec(),
             encoding,
             decoding,
             jwk,
             public_pem,
         })
+    }
+
+    /// The private key as PKCS#8 DER. A secret: only for the identity
+    /// store, which persists keys so instances and restarts share them.
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
     }
 
     /// The key id.
@@ -171,6 +193,37 @@ impl KeyRing {
             .map(|(key, _)| Arc::clone(key))
     }
 
+    /// Replaces the ring's contents (from the identity store): `active`
+    /// signs; each retired key verifies until `overlap` after it was retired,
+    /// `retired_ago` being how long ago that was.
+    pub fn install(&self, active: SigningKey, retired: Vec<(SigningKey, Duration)>) {
+        let now = Instant::now();
+        let mut ring = self.ring.write().unwrap_or_else(|p| p.into_inner());
+        // Keep the Arc of keys we already hold (cheap, and equal by kid).
+        let reuse = |key: SigningKey, ring: &Ring| -> Arc<SigningKey> {
+            if ring.active.kid == key.kid {
+                return Arc::clone(&ring.active);
+            }
+            ring.retired
+                .iter()
+                .find(|(k, _)| k.kid == key.kid)
+                .map(|(k, _)| Arc::clone(k))
+                .unwrap_or_else(|| Arc::new(key))
+        };
+        let active = reuse(active, &ring);
+        let retired = retired
+            .into_iter()
+            .filter(|(_, ago)| *ago < self.overlap)
+            .map(|(key, ago)| (reuse(key, &ring), now.checked_sub(ago).unwrap_or(now)))
+            .collect();
+        *ring = Ring { active, retired };
+    }
+
+    /// How long retired keys keep verifying.
+    pub fn overlap(&self) -> Duration {
+        self.overlap
+    }
+
     /// The JWKS document: the active key first, then keys within the overlap.
     pub fn jwks(&self) -> Value {
         let ring = self.read();
@@ -218,5 +271,28 @@ mod tests {
         assert!(ring.find(first.kid()).is_none(), "and not after it");
         assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 1);
         assert!(ring.find("key_unknown").is_none());
+    }
+
+    #[test]
+    fn keys_round_trip_through_pkcs8_and_install_replaces_the_ring() {
+        let key = SigningKey::generate().unwrap();
+        let again = SigningKey::from_pkcs8(key.kid().into(), key.pkcs8_der()).unwrap();
+        assert_eq!(key.jwk(), again.jwk());
+        assert!(SigningKey::from_pkcs8("key_x".into(), b"not a key").is_err());
+
+        let ring = KeyRing::new(Duration::from_secs(60)).unwrap();
+        let old = SigningKey::generate().unwrap();
+        let old_kid = old.kid().to_string();
+        let stale = SigningKey::generate().unwrap();
+        let stale_kid = stale.kid().to_string();
+        let active_kid = key.kid().to_string();
+        ring.install(
+            key,
+            vec![(old, Duration::from_secs(10)), (stale, Duration::from_secs(61))],
+        );
+        assert_eq!(ring.active().kid(), active_kid);
+        assert!(ring.find(&old_kid).is_some());
+        assert!(ring.find(&stale_kid).is_none(), "retired beyond the overlap");
+        assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 2);
     }
 }

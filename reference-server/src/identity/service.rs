@@ -15,6 +15,7 @@
 //! guarded statement, so a code works once and for one attempt only. An
 //! unknown identifier behaves like a wrong password (no account enumeration).
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -159,12 +160,14 @@ pub struct IssuedToken {
 }
 
 /// The identity service.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Identity {
     store: Store,
     keys: Arc<KeyRing>,
     config: IdentityConfig,
     issuer: String,
+    /// Unix ms of the last key refresh from the store.
+    last_key_refresh: AtomicI64,
 }
 
 /// Seconds since the epoch.
@@ -172,6 +175,13 @@ pub fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
@@ -206,7 +216,83 @@ impl Identity {
             keys,
             config,
             issuer,
+            last_key_refresh: AtomicI64::new(0),
         }
+    }
+
+    // --- signing keys ---
+
+    /// Loads the signing keys from the store into the ring (creating the
+    /// first key if the store has none): every instance signs with the same
+    /// active key and verifies the recently retired ones.
+    pub async fn load_keys(&self) -> Result<()> {
+        let overlap_secs = self.keys.overlap().as_secs() as i64;
+        let create = || {
+            let key = super::keys::SigningKey::generate().ok()?;
+            Some((key.kid().to_string(), key.pkcs8_der().to_vec()))
+        };
+        let stored = self.store.signing_keys(overlap_secs, Some(&create)).await?;
+        self.install(stored)
+    }
+
+    fn install(&self, stored: Vec<super::store::StoredKey>) -> Result<()> {
+        let mut active = None;
+        let mut retired = Vec::new();
+        for key in stored {
+            let parsed = super::keys::SigningKey::from_pkcs8(key.kid.clone(), &key.pkcs8).map_err(|e| {
+                tracing::error!(kid = %key.kid, error = %e, "a stored signing key cannot be loaded");
+                IdentityError::Internal
+            })?;
+            match key.retired_ms_ago {
+                None => active = Some(parsed),
+                Some(ms) => retired.push((parsed, std::time::Duration::from_millis(ms.max(0) as u64))),
+            }
+        }
+        let active = active.ok_or_else(|| {
+            tracing::error!("the identity store has no active signing key");
+            IdentityError::Internal
+        })?;
+        self.keys.install(active, retired);
+        self.last_key_refresh.store(now_ms(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Re-reads the keys if the last read was at least
+    /// `identity.key_refresh_interval_ms` ago (a token with an unknown `kid` may
+    /// have been signed by another instance after a rotation). Returns
+    /// whether it refreshed; unknown kids cannot make it query more often.
+    pub async fn refresh_keys_if_due(&self) -> bool {
+        let now = now_ms();
+        let last = self.last_key_refresh.load(Ordering::Relaxed);
+        if now - last < self.config.key_refresh_interval_ms as i64
+            || self
+                .last_key_refresh
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        let overlap_secs = self.keys.overlap().as_secs() as i64;
+        match self.store.signing_keys(overlap_secs, None).await {
+            Ok(stored) => self.install(stored).is_ok(),
+            Err(e) => {
+                tracing::warn!(error = %e, "signing keys could not be refreshed");
+                false
+            }
+        }
+    }
+
+    /// Rotates: a fresh key becomes active for every instance; the previous
+    /// one keeps verifying for the overlap.
+    pub async fn rotate_keys(&self) -> Result<String> {
+        let key = super::keys::SigningKey::generate().map_err(|_| IdentityError::Internal)?;
+        self.store.rotate_signing_key(key.kid(), key.pkcs8_der()).await?;
+        let kid = key.kid().to_string();
+        let overlap_secs = self.keys.overlap().as_secs() as i64;
+        let stored = self.store.signing_keys(overlap_secs, None).await?;
+        self.install(stored)?;
+        tracing::info!(kid = %kid, "signing key rotated");
+        Ok(kid)
     }
 
     /// The store (for the Backend API's plain CRUD).

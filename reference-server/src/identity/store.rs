@@ -418,6 +418,29 @@ fn stored_template(row: &Row) -> Result<StoredTemplate> {
     })
 }
 
+/// Makes a fresh signing key: its `kid` and PKCS#8 DER (`None` on failure).
+pub type KeyMaker = dyn Fn() -> Option<(String, Vec<u8>)> + Sync;
+
+/// A stored signing key. `Debug` omits the private key.
+#[derive(Clone)]
+pub struct StoredKey {
+    /// The key id.
+    pub kid: String,
+    /// PKCS#8 DER (secret).
+    pub pkcs8: Vec<u8>,
+    /// Milliseconds since it was retired; `None` for the active key.
+    pub retired_ms_ago: Option<i64>,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("retired_ms_ago", &self.retired_ms_ago)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A code in the test outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxMessage {
@@ -1318,6 +1341,79 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound("jwt template"));
         }
+        Ok(())
+    }
+
+    // --- signing keys ---
+
+    /// The active key and the keys retired less than `overlap_secs` ago
+    /// (with how many milliseconds ago), newest first. With `create`, an
+    /// empty store first gets the key `create` makes (under a lock, so
+    /// concurrent starts agree on one).
+    pub async fn signing_keys(
+        &self,
+        overlap_secs: i64,
+        create: Option<&KeyMaker>,
+    ) -> Result<Vec<StoredKey>> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        if let Some(create) = create {
+            tx.execute("SELECT pg_advisory_xact_lock(7307720602)", &[])
+                .await?;
+            let active = tx
+                .query_opt(
+                    "SELECT 1 FROM identity.signing_keys WHERE retired_at IS NULL",
+                    &[],
+                )
+                .await?;
+            if active.is_none() {
+                let (kid, der) =
+                    create().ok_or_else(|| StoreError::Invalid("signing key generation failed".into()))?;
+                tx.execute(
+                    "INSERT INTO identity.signing_keys (kid, private_pkcs8) VALUES ($1, $2)",
+                    &[&kid, &der],
+                )
+                .await?;
+                tracing::info!(kid = %kid, "created the first signing key");
+            }
+        }
+        let rows = tx
+            .query(
+                "SELECT kid, private_pkcs8, identity.ms(now()) - identity.ms(retired_at)
+                 FROM identity.signing_keys
+                 WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)
+                 ORDER BY retired_at DESC NULLS FIRST",
+                &[&(overlap_secs as f64)],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredKey {
+                kid: r.get(0),
+                pkcs8: r.get(1),
+                retired_ms_ago: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Retires the active key and makes `kid` the active one.
+    pub async fn rotate_signing_key(&self, kid: &str, pkcs8: &[u8]) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock(7307720602)", &[])
+            .await?;
+        tx.execute(
+            "UPDATE identity.signing_keys SET retired_at = now() WHERE retired_at IS NULL",
+            &[],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO identity.signing_keys (kid, private_pkcs8) VALUES ($1, $2)",
+            &[&kid, &pkcs8],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -90,6 +90,7 @@ impl AuthRejected {
 pub struct Proxy {
     verifier: Verifier,
     max_body_bytes: usize,
+    keys: Option<Arc<crate::identity::service::Identity>>,
     #[cfg(feature = "inject")]
     flaws: crate::inject::Flaws,
 }
@@ -100,6 +101,7 @@ impl Proxy {
         Self {
             verifier,
             max_body_bytes,
+            keys: None,
             #[cfg(feature = "inject")]
             flaws: crate::inject::Flaws::none(),
         }
@@ -110,6 +112,32 @@ impl Proxy {
     pub fn with_flaws(mut self, flaws: crate::inject::Flaws) -> Self {
         self.flaws = flaws;
         self
+    }
+
+    /// On an unknown `kid`, re-read the signing keys from `identity` (at
+    /// most once per `identity.key_refresh_interval_ms`)
+    /// and verify once more. Keys are never fetched from a URL in a token.
+    pub fn with_key_refresh(mut self, identity: Arc<crate::identity::service::Identity>) -> Self {
+        self.keys = Some(identity);
+        self
+    }
+
+    /// Verifies `token`, refreshing the keys once if its `kid` is unknown.
+    pub async fn verify(&self, token: &str) -> Result<SessionClaims, AuthRejected> {
+        match self.verifier.verify(token, now()) {
+            Err(TokenRejected::UnknownKey) => {
+                let refreshed = match &self.keys {
+                    Some(identity) => identity.refresh_keys_if_due().await,
+                    None => false,
+                };
+                if refreshed {
+                    Ok(self.verifier.verify(token, now())?)
+                } else {
+                    Err(TokenRejected::UnknownKey.into())
+                }
+            }
+            other => Ok(other?),
+        }
     }
 }
 
@@ -220,7 +248,7 @@ fn request_token(proxy: &Proxy, headers: &http::HeaderMap) -> Result<String, Aut
 
 async fn admit(proxy: &Proxy, request: Request) -> Result<Request, AuthRejected> {
     let token = request_token(proxy, request.headers())?;
-    let claims = proxy.verifier.verify(&token, now())?;
+    let claims = proxy.verify(&token).await?;
     #[allow(unused_mut)]
     let mut tenant = tenant_from(&claims)?;
     #[cfg(feature = "inject")]

@@ -82,10 +82,13 @@ impl TestStack {
         options.config.database.pool_size = 4;
         options.config.auth.authorized_parties = vec![token_checks::PARTY.into()];
         options.config.identity.secret_key = Some(identity::SECRET_KEY.into());
+        options.config.identity.key_refresh_interval_ms = 200;
         server::prepare_database(&database.url(), APP_PASSWORD, &options)
             .await
             .expect("migrations and flaws");
-        let app = server::build(&database.url(), APP_PASSWORD, &options).expect("the app");
+        let app = server::build(&database.url(), APP_PASSWORD, &options)
+            .await
+            .expect("the app");
         let keys = app.key_ring();
         let listener = server::bind(([127, 0, 0, 1], 0).into())
             .await
@@ -126,6 +129,31 @@ impl TestStack {
             ..StackOptions::default()
         })
         .await
+    }
+
+    /// Another server instance on this stack's database with the same
+    /// options: a second replica behind a load balancer.
+    pub async fn peer(&self) -> Peer {
+        let app = server::build(&self.database.url(), APP_PASSWORD, &self.options)
+            .await
+            .expect("the peer app");
+        let listener = server::bind(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("a loopback port");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = app
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Peer {
+            base,
+            server,
+            shutdown: Some(tx),
+        }
     }
 
     /// A superuser connection to this test's database.
@@ -183,6 +211,22 @@ impl TestStack {
 }
 
 impl Drop for TestStack {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.server.abort();
+    }
+}
+
+/// A second server instance (see [`TestStack::peer`]).
+pub struct Peer {
+    pub base: String,
+    server: tokio::task::JoinHandle<()>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Peer {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
