@@ -15,9 +15,8 @@ pub struct ServeArgs {
     /// Address to listen on (overrides server.listen).
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
-    /// Replace the auth proxy with the X-Tenantry-Dev-Tenant header as identity.
-    /// For local exploration only, until the identity API issues session tokens:
-    /// anyone can claim any org with it.
+    /// Replace the auth proxy on /api routes with the X-Tenantry-Dev-Tenant header as
+    /// identity. For local exploration only: anyone can claim any org with it.
     #[arg(long)]
     dev_auth: bool,
     /// Inject a named flaw (repeatable). See `--inject help`.
@@ -81,9 +80,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     } else {
         eprintln!(
-            "note: /api routes need a Clerk v2 session token signed by this server's keys \
-             (JWKS: http://{addr}/.well-known/jwks.json); the identity API that issues them \
-             is not built yet, so use --dev-auth to explore"
+            "/api routes need a Clerk v2 session token from this server's Frontend API \
+             (http://{addr}/v1/client; sign in at http://{addr}/auth/sign-in)"
+        );
+    }
+    if config.identity.secret_key.is_some() {
+        eprintln!("Backend API: http://{addr}/v1 (Authorization: Bearer <identity.secret_key>)");
+    } else {
+        eprintln!(
+            "Backend API: disabled until identity.secret_key is set \
+             (e.g. TENANTRY_IDENTITY_SECRET_KEY=sk_test_<32+ letters and digits>)"
         );
     }
     #[cfg(feature = "inject")]

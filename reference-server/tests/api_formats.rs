@@ -102,3 +102,172 @@ async fn openapi_document() {
     }
     settings().bind(|| insta::assert_json_snapshot!("reference_openapi", doc.body));
 }
+
+/// Ids, times and tokens vary per run; everything else is the format.
+fn redact(value: &mut serde_json::Value, key: &str) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                redact(v, k);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                redact(item, key);
+            }
+        }
+        Value::Number(_) if key.ends_with("_at") || ["exp", "iat", "nbf"].contains(&key) => {
+            *value = json!("[time]");
+        }
+        Value::String(s) => {
+            if s.starts_with("eyJ") {
+                *value = json!("[jwt]");
+            } else {
+                let segments: Vec<String> = s
+                    .split('/')
+                    .map(|segment| match segment.split_once('_') {
+                        Some((prefix, rest))
+                            if rest.len() == 26 && rest.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+                        {
+                            format!("[{prefix}_id]")
+                        }
+                        _ => segment.to_string(),
+                    })
+                    .collect();
+                *value = json!(segments.join("/"));
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_formats() {
+    use common::identity::{claims_of, Backend, Device, PASSWORD};
+    let stack = TestStack::with_proxy().await;
+    let backend = Backend::new(&stack);
+    let mut out = serde_json::Map::new();
+    let mut put = |name: &str, mut value: serde_json::Value| {
+        redact(&mut value, "");
+        out.insert(name.into(), value);
+    };
+
+    let user = backend
+        .call(
+            "POST",
+            "/v1/users",
+            Some(json!({
+                "email_address": ["formats@example.test"],
+                "password": PASSWORD,
+                "first_name": "Fran",
+                "last_name": "Format",
+                "public_metadata": { "plan": "pro" },
+                "private_metadata": { "crm": 7 },
+            })),
+        )
+        .await;
+    let user_id = user.body["id"].as_str().unwrap().to_string();
+    put("backend: user", user.body);
+    let org = backend
+        .call(
+            "POST",
+            "/v1/organizations",
+            Some(json!({ "name": "Format Org", "created_by": user_id })),
+        )
+        .await;
+    let org_id = org.body["id"].as_str().unwrap().to_string();
+    put("backend: organization", org.body);
+    let memberships = backend
+        .call("GET", &format!("/v1/organizations/{org_id}/memberships"), None)
+        .await;
+    put("backend: membership list", memberships.body);
+    let template = backend
+        .call(
+            "POST",
+            "/v1/jwt_templates",
+            Some(json!({ "name": "fmt", "claims": { "org": "{{org.slug}}" } })),
+        )
+        .await;
+    put("backend: jwt template", template.body);
+    put(
+        "backend: unauthorized",
+        stack
+            .http
+            .get(format!("{}/v1/users", stack.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap(),
+    );
+    put(
+        "backend: missing template",
+        backend
+            .call("POST", "/v1/sessions/sess_x/tokens/nope", None)
+            .await
+            .body,
+    );
+    put(
+        "backend: email taken",
+        backend
+            .call(
+                "POST",
+                "/v1/users",
+                Some(json!({ "email_address": ["formats@example.test"] })),
+            )
+            .await
+            .body,
+    );
+
+    let mut device = Device::new(&stack);
+    let sign_in = device
+        .call(
+            "POST",
+            "/v1/client/sign_ins",
+            Some(json!({ "identifier": "formats@example.test", "password": PASSWORD })),
+        )
+        .await;
+    put("frontend: sign-in needs client trust", sign_in.body);
+    let wrong = device
+        .call(
+            "POST",
+            "/v1/client/sign_ins",
+            Some(json!({ "identifier": "formats@example.test", "password": "wrong password" })),
+        )
+        .await;
+    put("frontend: wrong password", wrong.body);
+    let app_step = device.app_sign_in("formats@example.test", PASSWORD).await;
+    put("app: sign-in next step", app_step.body);
+    let session = device.sign_in(&backend, "formats@example.test").await.unwrap();
+    let touched = device.set_active(&session, Some(&org_id)).await;
+    put("frontend: touch", touched.body);
+    let token = device.session_token(&session).await;
+    put("session token claims", claims_of(&token));
+    let metrics_before = stack
+        .http
+        .get(format!("{}/auth/token/missing", stack.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    put("app: template fallback", metrics_before);
+    let metrics = stack
+        .http
+        .get(format!("{}/metrics", stack.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let doc = serde_json::Value::Object(out);
+    settings().bind(|| {
+        insta::assert_json_snapshot!("reference_identity_formats", doc);
+        insta::assert_snapshot!("reference_metrics", metrics);
+    });
+}

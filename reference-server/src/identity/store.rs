@@ -1350,11 +1350,7 @@ impl Store {
     /// (with how many milliseconds ago), newest first. With `create`, an
     /// empty store first gets the key `create` makes (under a lock, so
     /// concurrent starts agree on one).
-    pub async fn signing_keys(
-        &self,
-        overlap_secs: i64,
-        create: Option<&KeyMaker>,
-    ) -> Result<Vec<StoredKey>> {
+    pub async fn signing_keys(&self, overlap_secs: i64, create: Option<&KeyMaker>) -> Result<Vec<StoredKey>> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         if let Some(create) = create {
