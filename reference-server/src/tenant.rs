@@ -101,6 +101,12 @@ impl Tenant {
         &self.role
     }
 
+    /// Whether the tenant's role is `key` (`org:admin`, `org:member`,
+    /// `org:<custom>`), exactly. Fail-closed: a malformed key matches nothing.
+    pub fn has_role(&self, key: &str) -> bool {
+        Role::parse(key).is_some_and(|role| role == self.role)
+    }
+
     /// Whether the tenant holds `permission` (`org:<feature>:<perm>`), exactly
     /// as listed in its verified token. Fail-closed: anything not listed is not
     /// held, whatever the role.
@@ -162,6 +168,24 @@ mod tests {
         assert_eq!(Role::parse("admin"), None);
         assert_eq!(Role::parse("org:"), None);
         assert_eq!(Role::parse("org:a:b"), None);
+    }
+
+    #[test]
+    fn has_checks_fail_closed() {
+        let t = Tenant::new(
+            OrgId::new("org_1").unwrap(),
+            "user_1",
+            Role::Member,
+            vec!["org:projects:read".into()],
+        );
+        assert!(t.has_role("org:member"));
+        for other in ["org:admin", "member", "", "org:member ", "ORG:MEMBER"] {
+            assert!(!t.has_role(other), "{other}");
+        }
+        assert!(t.has_permission("org:projects:read"));
+        for other in ["org:projects:write", "org:projects:*", "org:projects", ""] {
+            assert!(!t.has_permission(other), "{other}");
+        }
     }
 
     #[test]

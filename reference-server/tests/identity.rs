@@ -677,3 +677,156 @@ async fn unknown_kids_refresh_the_keys_at_most_once_per_interval() {
     let burst = futures::future::join_all((0..20).map(|_| identity.refresh_keys_if_due())).await;
     assert_eq!(burst.iter().filter(|r| **r).count(), 0, "{burst:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frontend_api_walks_every_sign_in_status() {
+    let stack = TestStack::with_proxy().await;
+    let backend = Backend::new(&stack);
+    let email = email("heidi");
+    let heidi = backend.user(&email, false).await;
+    let mut device = Device::new(&stack);
+
+    let r = device.call("POST", "/v1/client/sign_ins", Some(json!({}))).await;
+    assert_eq!(r.body["response"]["status"], "needs_identifier", "{}", r.text);
+    assert!(
+        device.client_cookie.is_some(),
+        "the first call sets the device cookie"
+    );
+    let id = r.body["response"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["client"]["sign_in"]["id"], id.as_str());
+
+    let r = device
+        .call(
+            "PATCH",
+            &format!("/v1/client/sign_ins/{id}"),
+            Some(json!({ "identifier": email })),
+        )
+        .await;
+    assert_eq!(r.body["response"]["status"], "needs_first_factor", "{}", r.text);
+    assert_eq!(
+        r.body["response"]["supported_first_factors"][0]["strategy"],
+        "password"
+    );
+
+    // Steps out of order are refused with the state named.
+    let early = device
+        .call(
+            "POST",
+            &format!("/v1/client/sign_ins/{id}/prepare_second_factor"),
+            Some(json!({ "strategy": "email_code" })),
+        )
+        .await;
+    assert_eq!(early.status, 422, "{}", early.text);
+    assert_eq!(early.body["errors"][0]["code"], "sign_in_status_invalid");
+    let missing = device
+        .call(
+            "POST",
+            &format!("/v1/client/sign_ins/{id}/attempt_first_factor"),
+            Some(json!({ "strategy": "password" })),
+        )
+        .await;
+    assert_eq!(missing.status, 422);
+    assert_eq!(missing.body["errors"][0]["code"], "form_param_missing");
+
+    // Forms work as well as JSON (browsers post forms).
+    let form = stack
+        .http
+        .post(format!(
+            "{}/v1/client/sign_ins/{id}/attempt_first_factor",
+            stack.base
+        ))
+        .header("cookie", device.client_cookie.clone().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "strategy=password&password={}",
+            PASSWORD.replace(' ', "+")
+        ))
+        .send()
+        .await
+        .unwrap();
+    let form: Value = form.json().await.unwrap();
+    assert_eq!(form["response"]["status"], "needs_client_trust", "{form}");
+    assert!(form["response"]["created_session_id"].is_null());
+    assert!(backend.active_sessions(&heidi).await.is_empty());
+
+    let r = device
+        .call(
+            "POST",
+            &format!("/v1/client/sign_ins/{id}/prepare_second_factor"),
+            Some(json!({ "strategy": "email_code" })),
+        )
+        .await;
+    assert_eq!(
+        r.body["response"]["second_factor_verification"]["status"], "unverified",
+        "{}",
+        r.text
+    );
+    let (code, _) = backend.latest_code(&email).await.unwrap();
+    // Five wrong codes abandon the attempt; the right one is then useless.
+    let mut last = Value::Null;
+    for _ in 0..5 {
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        last = device
+            .call(
+                "POST",
+                &format!("/v1/client/sign_ins/{id}/attempt_second_factor"),
+                Some(json!({ "strategy": "email_code", "code": wrong })),
+            )
+            .await
+            .body;
+    }
+    assert_eq!(last["errors"][0]["code"], "too_many_attempts", "{last}");
+    let late = device
+        .call(
+            "POST",
+            &format!("/v1/client/sign_ins/{id}/attempt_second_factor"),
+            Some(json!({ "strategy": "email_code", "code": code })),
+        )
+        .await;
+    assert_ne!(late.status, 200, "{}", late.text);
+    assert!(backend.active_sessions(&heidi).await.is_empty());
+
+    // A fresh attempt with identifier and password in one call, then the code.
+    let r = device
+        .call(
+            "POST",
+            "/v1/client/sign_ins",
+            Some(json!({ "identifier": email, "password": PASSWORD })),
+        )
+        .await;
+    let id = r.body["response"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["response"]["status"], "needs_client_trust");
+    device
+        .call(
+            "POST",
+            &format!("/v1/client/sign_ins/{id}/prepare_second_factor"),
+            Some(json!({ "strategy": "email_code" })),
+        )
+        .await;
+    let (code, _) = backend.latest_code(&email).await.unwrap();
+    let r = device
+        .call(
+            "POST",
+            &format!("/v1/client/sign_ins/{id}/attempt_second_factor"),
+            Some(json!({ "strategy": "email_code", "code": code })),
+        )
+        .await;
+    assert_eq!(r.body["response"]["status"], "complete", "{}", r.text);
+    let session = r.body["response"]["created_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(r.body["client"]["last_active_session_id"], session.as_str());
+    let client: Value = device.call("GET", "/v1/client", None).await.body;
+    assert_eq!(client["response"]["session_ids"], json!([session]));
+
+    // Sign out: the session ends and gives no more tokens.
+    let r = device
+        .call("POST", &format!("/v1/client/sessions/{session}/end"), None)
+        .await;
+    assert_eq!(r.body["response"]["status"], "ended", "{}", r.text);
+    assert_eq!(device.token(&session).await.status, 401);
+    // Without the device cookie there is no client at all.
+    let mut bare = Device::new(&stack);
+    assert_eq!(bare.token(&session).await.status, 401);
+}

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{check_text, db_problem, ApiJson, ApiPath, ApiQuery, AppState, Page, PageParams};
 use crate::ids::{self, IdKind};
 use crate::problem::Problem;
-use crate::tenant::{Role, Tenant};
+use crate::tenant::Tenant;
 use crate::tenant_db::{Direction, Query, PROJECTS};
 
 /// A project.
@@ -223,7 +223,7 @@ pub async fn delete(
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, Problem> {
     valid_id(&id)?;
-    if *tenant.role() != Role::Admin {
+    if !tenant.has_role("org:admin") {
         return Err(Problem::forbidden(
             "deleting a project requires the org:admin role",
         ));

@@ -71,14 +71,31 @@ fn dummy_hash() -> &'static String {
     DUMMY.get_or_init(|| hash("tenantry-dummy-password").unwrap_or_default())
 }
 
-/// Runs `f` (password hashing or verification) off the async runtime's
-/// worker threads: Argon2id takes tens of milliseconds of CPU. Fails only if
-/// `f` panicked or the runtime is shutting down.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, tokio::task::JoinError> {
-    tokio::task::spawn_blocking(f).await
+/// At most this many Argon2id runs at once per CPU: each takes tens of
+/// milliseconds and 19 MiB, so a flood of sign-ins queues instead of
+/// exhausting memory or starving other work.
+const RUNS_PER_CPU: usize = 2;
+
+fn limiter() -> &'static tokio::sync::Semaphore {
+    static LIMIT: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    LIMIT.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        tokio::sync::Semaphore::new(cpus * RUNS_PER_CPU)
+    })
 }
+
+/// Runs `f` (password hashing or verification) off the async runtime's
+/// worker threads, a bounded number at a time (see [`RUNS_PER_CPU`]).
+/// Fails only if `f` panicked or the runtime is shutting down.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, BlockingError> {
+    let _permit = limiter().acquire().await.map_err(|_| BlockingError)?;
+    tokio::task::spawn_blocking(f).await.map_err(|_| BlockingError)
+}
+
+/// The hashing task could not run to completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("password hashing did not complete")]
+pub struct BlockingError;
 
 #[cfg(test)]
 mod tests {
