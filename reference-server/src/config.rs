@@ -25,6 +25,109 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[identity]`
     pub identity: IdentityConfig,
+    /// `[rate_limit]`
+    pub rate_limit: RateLimitConfig,
+}
+
+/// Which store counts requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreKind {
+    /// Redis at `rate_limit.redis_url`, shared by every instance.
+    Redis,
+    /// In this process only (not shared across instances).
+    Memory,
+}
+
+/// `[rate_limit]`: per-organization limits.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// `rate_limit.store`: `redis` or `memory`; default: redis when
+    /// `rate_limit.redis_url` is set, else memory.
+    pub store: Option<StoreKind>,
+    /// `rate_limit.redis_url`: `redis://host:port[/db]`.
+    pub redis_url: Option<String>,
+    /// `rate_limit.store_timeout_ms`: the store's deadline per decision, default 50.
+    pub store_timeout_ms: u64,
+    /// `rate_limit.bypass_orgs`: orgs never limited; reloaded from the file
+    /// without a restart.
+    pub bypass_orgs: Vec<String>,
+    /// `rate_limit.reload_interval_ms`: how often the file is checked, default 1 000.
+    pub reload_interval_ms: u64,
+    /// `rate_limit.policies.<name>`: overrides of the route table's policies.
+    pub policies: std::collections::BTreeMap<String, PolicyOverride>,
+}
+
+/// `rate_limit.policies.<name>`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyOverride {
+    /// Requests per window (1..=1 000 000).
+    pub limit: Option<u32>,
+    /// Window in seconds (1..=86 400).
+    pub window_secs: Option<u64>,
+    /// `sliding-window` or `fixed-window`.
+    pub algorithm: Option<crate::ratelimit::Algorithm>,
+    /// `open` or `closed`.
+    pub fail: Option<crate::ratelimit::FailMode>,
+}
+
+impl std::fmt::Debug for RateLimitConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitConfig")
+            .field("store", &self.store)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("store_timeout_ms", &self.store_timeout_ms)
+            .field("bypass_orgs", &self.bypass_orgs)
+            .field("reload_interval_ms", &self.reload_interval_ms)
+            .field("policies", &self.policies)
+            .finish()
+    }
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            store: None,
+            redis_url: None,
+            store_timeout_ms: 50,
+            bypass_orgs: Vec::new(),
+            reload_interval_ms: 1_000,
+            policies: Default::default(),
+        }
+    }
+}
+
+impl RateLimitConfig {
+    /// The store to use.
+    pub fn store_kind(&self) -> StoreKind {
+        self.store.unwrap_or(if self.redis_url.is_some() {
+            StoreKind::Redis
+        } else {
+            StoreKind::Memory
+        })
+    }
+
+    /// The route table's `default` policy with this config's overrides.
+    pub fn policy(&self, default: &crate::ratelimit::Policy) -> crate::ratelimit::Policy {
+        let mut policy = default.clone();
+        if let Some(o) = self.policies.get(&policy.name) {
+            if let Some(limit) = o.limit {
+                policy.limit = limit;
+            }
+            if let Some(secs) = o.window_secs {
+                policy.window = Duration::from_secs(secs);
+            }
+            if let Some(algorithm) = o.algorithm {
+                policy.algorithm = algorithm;
+            }
+            if let Some(fail) = o.fail {
+                policy.fail = fail;
+            }
+        }
+        policy
+    }
 }
 
 /// `[identity]`: the Clerk-compatible identity service.
@@ -266,6 +369,9 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("auth.leeway_secs", "TENANTRY_AUTH_LEEWAY_SECS"),
     ("auth.key_overlap_ms", "TENANTRY_AUTH_KEY_OVERLAP_MS"),
     ("identity.secret_key", "TENANTRY_IDENTITY_SECRET_KEY"),
+    ("rate_limit.store", "TENANTRY_RATE_LIMIT_STORE"),
+    ("rate_limit.redis_url", "TENANTRY_RATE_LIMIT_REDIS_URL"),
+    ("rate_limit.store_timeout_ms", "TENANTRY_RATE_LIMIT_STORE_TIMEOUT_MS"),
     ("identity.client_trust", "TENANTRY_IDENTITY_CLIENT_TRUST"),
     ("identity.test_outbox", "TENANTRY_IDENTITY_TEST_OUTBOX"),
 ];
@@ -345,6 +451,19 @@ impl Config {
                 }
                 "cache.max_entries" => {
                     self.cache.max_entries = value.parse().map_err(|_| bad("an integer"))?
+                }
+                "rate_limit.store" => {
+                    self.rate_limit.store = Some(match value.as_str() {
+                        "redis" => StoreKind::Redis,
+                        "memory" => StoreKind::Memory,
+                        _ => return Err(bad("redis or memory")),
+                    })
+                }
+                "rate_limit.redis_url" => {
+                    self.rate_limit.redis_url = Some(value.clone()).filter(|v| !v.is_empty())
+                }
+                "rate_limit.store_timeout_ms" => {
+                    self.rate_limit.store_timeout_ms = value.parse().map_err(|_| bad("milliseconds"))?
                 }
                 "identity.secret_key" => {
                     self.identity.secret_key = Some(value.clone()).filter(|v| !v.is_empty())
@@ -469,6 +588,7 @@ impl Config {
                  set identity.test_outbox = true (test deployments) or identity.client_trust = false",
             ));
         }
+        self.validate_rate_limit()?;
         if let Some(url) = &self.database.url {
             if url.parse::<tokio_postgres::Config>().is_err() {
                 return Err(invalid(
@@ -490,6 +610,62 @@ impl Config {
                     ))
                 }
                 Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_rate_limit(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            key,
+            origin: String::new(),
+            message,
+        };
+        let rl = &self.rate_limit;
+        if rl.store_kind() == StoreKind::Redis {
+            let url = rl.redis_url.as_deref().unwrap_or_default();
+            if redis::parse_redis_url(url).is_none() {
+                return Err(invalid(
+                    "rate_limit.redis_url",
+                    "expected a Redis URL like redis://127.0.0.1:6379 (required with rate_limit.store = \"redis\")"
+                        .into(),
+                ));
+            }
+        }
+        if !(1..=10_000).contains(&rl.store_timeout_ms) {
+            return Err(invalid("rate_limit.store_timeout_ms", "expected 1..=10000 milliseconds".into()));
+        }
+        if !(100..=3_600_000).contains(&rl.reload_interval_ms) {
+            return Err(invalid(
+                "rate_limit.reload_interval_ms",
+                "expected 100..=3600000 milliseconds".into(),
+            ));
+        }
+        if rl.bypass_orgs.iter().any(|o| o.trim().is_empty() || o.len() > 256) {
+            return Err(invalid(
+                "rate_limit.bypass_orgs",
+                "expected organization ids like org_… (non-empty, at most 256 bytes)".into(),
+            ));
+        }
+        let known: Vec<&str> = crate::api::POLICIES.iter().map(|p| p.name).collect();
+        for (name, o) in &rl.policies {
+            if !known.contains(&name.as_str()) {
+                return Err(invalid(
+                    "rate_limit.policies",
+                    format!("unknown policy `{name}`; the route table declares {}", known.join(", ")),
+                ));
+            }
+            if o.limit.is_some_and(|l| !(1..=1_000_000).contains(&l)) {
+                return Err(invalid(
+                    "rate_limit.policies.<name>.limit",
+                    format!("policy `{name}`: expected 1..=1000000 requests"),
+                ));
+            }
+            if o.window_secs.is_some_and(|w| !(1..=86_400).contains(&w)) {
+                return Err(invalid(
+                    "rate_limit.policies.<name>.window_secs",
+                    format!("policy `{name}`: expected 1..=86400 seconds"),
+                ));
             }
         }
         Ok(())

@@ -71,6 +71,22 @@ flaws! {
         "The app's sign-in handler has no branch for `needs_client_trust`: no code is sent and the user can never finish signing in.";
     TemplateFallback500 = "template-fallback-500", "TPL",
         "The template-token helper answers 500 when the template is missing or broken instead of falling back to the session token.";
+    RatelimitPerIp = "ratelimit-per-ip", "RL",
+        "The limiter keys on the client IP instead of the org, so an org spread over many addresses is never limited (and one office IP starves its neighbours).";
+    RatelimitPerUser = "ratelimit-per-user", "RL",
+        "The limiter keys on the user instead of the org, so an org multiplies its budget by its number of users.";
+    RatelimitGlobalKey = "ratelimit-global-key", "RL",
+        "The limiter key omits the org, so all orgs share one budget and one org's flood limits every other org.";
+    RatelimitNonatomic = "ratelimit-nonatomic", "RL",
+        "The limiter reads the counter, decides in the app, then INCRs and EXPIREs in separate calls: concurrent requests over-admit.";
+    RatelimitBypassIgnored = "ratelimit-bypass-ignored", "RL",
+        "The bypass list is loaded but never consulted, so trusted orgs are limited like everyone else.";
+    RatelimitRejectedConsumes = "ratelimit-rejected-consumes", "RL",
+        "Refused requests are recorded too, so a client that retries while limited stays limited forever.";
+    RatelimitHeadersWrong = "ratelimit-headers-wrong", "RL",
+        "The RateLimit headers are off: remaining counts this request as not yet made and Retry-After is in milliseconds.";
+    RatelimitFailOpenSilent = "ratelimit-fail-open-silent", "RL",
+        "When the store is down every policy fails open, with no header, log or metric saying so.";
     RoleFromClaimUnsigned = "role-from-claim-unsigned", "TOK",
         "The proxy verifies the Bearer token but reads the org role from the `__session` cookie's payload, unverified (and lets the two differ).";
 }

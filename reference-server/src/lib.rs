@@ -44,6 +44,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod problem;
 pub mod proxy;
+pub mod ratelimit;
 pub mod server;
 pub mod tenant;
 pub mod tenant_db;

@@ -1,16 +1,87 @@
 //! A few counters, served at `/metrics` in the Prometheus text format.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Distinct template names counted before the rest fall under `_other`
 /// (the name comes from the request path; labels must stay bounded).
 pub const MAX_TEMPLATE_LABELS: usize = 100;
 
+/// Upper bounds (µs) of the decision-latency histogram buckets.
+pub const LATENCY_BUCKETS_US: [u64; 10] = [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000];
+
+/// One rate-limit policy's counters (registered at startup, so labels are
+/// bounded by the route table).
+#[derive(Debug, Default)]
+pub struct PolicyStats {
+    name: String,
+    allowed: AtomicU64,
+    limited: AtomicU64,
+    bypassed: AtomicU64,
+    failed_open: AtomicU64,
+    failed_closed: AtomicU64,
+    store_errors: AtomicU64,
+    buckets: [AtomicU64; LATENCY_BUCKETS_US.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+impl PolicyStats {
+    /// Counts an admission.
+    pub fn allowed(&self) {
+        self.allowed.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a refusal.
+    pub fn limited(&self) {
+        self.limited.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a bypass.
+    pub fn bypassed(&self) {
+        self.bypassed.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a fail-open decision.
+    pub fn failed_open(&self) {
+        self.failed_open.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a fail-closed decision.
+    pub fn failed_closed(&self) {
+        self.failed_closed.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Counts a store error or timeout.
+    pub fn store_error(&self) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Records one store decision's latency.
+    pub fn latency(&self, elapsed: Duration) {
+        let us = elapsed.as_micros() as u64;
+        for (bound, bucket) in LATENCY_BUCKETS_US.iter().zip(&self.buckets) {
+            if us <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+    /// Counts by outcome: (allowed, limited, bypassed, failed_open, failed_closed, store_errors).
+    pub fn counts(&self) -> [u64; 6] {
+        [
+            self.allowed.load(Ordering::Relaxed),
+            self.limited.load(Ordering::Relaxed),
+            self.bypassed.load(Ordering::Relaxed),
+            self.failed_open.load(Ordering::Relaxed),
+            self.failed_closed.load(Ordering::Relaxed),
+            self.store_errors.load(Ordering::Relaxed),
+        ]
+    }
+}
+
 /// The process's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
     template_fallbacks: Mutex<BTreeMap<String, u64>>,
+    policies: Mutex<Vec<Arc<PolicyStats>>>,
 }
 
 impl Metrics {
@@ -31,6 +102,20 @@ impl Metrics {
             "_other".to_string()
         };
         *map.entry(key).or_default() += 1;
+    }
+
+    /// The counters of rate-limit policy `name` (created on first use).
+    pub fn register_policy(&self, name: &str) -> Arc<PolicyStats> {
+        let mut policies = self.policies.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = policies.iter().find(|p| p.name == name) {
+            return Arc::clone(existing);
+        }
+        let stats = Arc::new(PolicyStats {
+            name: name.to_string(),
+            ..PolicyStats::default()
+        });
+        policies.push(Arc::clone(&stats));
+        stats
     }
 
     /// Fallbacks counted for `template`.
@@ -56,6 +141,66 @@ impl Metrics {
         for (template, count) in map.iter() {
             out.push_str(&format!(
                 "tenantry_template_fallback_total{{template=\"{template}\"}} {count}\n"
+            ));
+        }
+        drop(map);
+        let policies = self.policies.lock().unwrap_or_else(|p| p.into_inner());
+        out.push_str(
+            "# HELP tenantry_ratelimit_decisions_total Rate-limit decisions by policy and outcome.\n\
+             # TYPE tenantry_ratelimit_decisions_total counter\n",
+        );
+        for p in policies.iter() {
+            let [allowed, limited, bypassed, open, closed, _] = p.counts();
+            for (outcome, n) in [
+                ("allowed", allowed),
+                ("limited", limited),
+                ("bypassed", bypassed),
+                ("failed_open", open),
+                ("failed_closed", closed),
+            ] {
+                out.push_str(&format!(
+                    "tenantry_ratelimit_decisions_total{{policy=\"{}\",outcome=\"{outcome}\"}} {n}\n",
+                    p.name
+                ));
+            }
+        }
+        out.push_str(
+            "# HELP tenantry_ratelimit_store_errors_total Store calls that failed or timed out.\n\
+             # TYPE tenantry_ratelimit_store_errors_total counter\n",
+        );
+        for p in policies.iter() {
+            out.push_str(&format!(
+                "tenantry_ratelimit_store_errors_total{{policy=\"{}\"}} {}\n",
+                p.name,
+                p.counts()[5]
+            ));
+        }
+        out.push_str(
+            "# HELP tenantry_ratelimit_decision_seconds Time for one store decision.\n\
+             # TYPE tenantry_ratelimit_decision_seconds histogram\n",
+        );
+        for p in policies.iter() {
+            for (bound, bucket) in LATENCY_BUCKETS_US.iter().zip(&p.buckets) {
+                out.push_str(&format!(
+                    "tenantry_ratelimit_decision_seconds_bucket{{policy=\"{}\",le=\"{}\"}} {}\n",
+                    p.name,
+                    *bound as f64 / 1e6,
+                    bucket.load(Ordering::Relaxed)
+                ));
+            }
+            let count = p.latency_count.load(Ordering::Relaxed);
+            out.push_str(&format!(
+                "tenantry_ratelimit_decision_seconds_bucket{{policy=\"{}\",le=\"+Inf\"}} {count}\n",
+                p.name
+            ));
+            out.push_str(&format!(
+                "tenantry_ratelimit_decision_seconds_sum{{policy=\"{}\"}} {}\n",
+                p.name,
+                p.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+            ));
+            out.push_str(&format!(
+                "tenantry_ratelimit_decision_seconds_count{{policy=\"{}\"}} {count}\n",
+                p.name
             ));
         }
         out

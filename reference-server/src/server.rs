@@ -29,6 +29,7 @@ use crate::identity::token::{Verifier, VerifierConfig};
 use crate::inject::Flaws;
 use crate::jobs::{self, ServicePool};
 use crate::metrics::Metrics;
+use crate::ratelimit::{Bypass, Limiter, MemoryStore, RateLimit, RedisStore, Store as LimitStore};
 use crate::problem::Problem;
 use crate::proxy::{self, Proxy};
 use crate::tenant_db::Db;
@@ -40,6 +41,8 @@ pub struct StackOptions {
     pub config: Config,
     /// Trust `X-Tenantry-Dev-Tenant` (tests and local exploration only).
     pub dev_auth: bool,
+    /// The config file, if any: watched for `rate_limit.bypass_orgs` changes.
+    pub config_path: Option<std::path::PathBuf>,
     /// Injected flaws.
     #[cfg(feature = "inject")]
     pub flaws: Flaws,
@@ -51,6 +54,7 @@ impl StackOptions {
         Self {
             config,
             dev_auth,
+            config_path: None,
             #[cfg(feature = "inject")]
             flaws: Flaws::none(),
         }
@@ -63,6 +67,9 @@ pub enum StartError {
     /// Database setup failed.
     #[error(transparent)]
     Database(#[from] DbSetupError),
+    /// The rate-limit store could not be reached.
+    #[error("cannot connect to the rate-limit store (rate_limit.redis_url): {0}")]
+    RateLimitStore(String),
     /// Signing keys could not be made.
     #[error("cannot create signing keys: {0}")]
     Keys(String),
@@ -96,6 +103,7 @@ pub struct App {
     keys: Arc<KeyRing>,
     identity: Arc<Identity>,
     key_refresh: AbortOnDrop,
+    bypass_watch: Option<AbortOnDrop>,
 }
 
 /// A background task that ends with its owner.
@@ -185,17 +193,31 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
     #[cfg(feature = "inject")]
     let proxy = proxy.with_flaws(options.flaws.clone());
     let proxy = Arc::new(proxy);
+    let metrics = Arc::new(Metrics::default());
+    let limits = limits(options, Arc::clone(&metrics)).await?;
     let data_api = if options.dev_auth {
-        api::routes(state, axum::middleware::from_fn(crate::dev_auth::layer))
+        api::routes(state, axum::middleware::from_fn(crate::dev_auth::layer), &limits)
     } else {
         api::routes(
             state,
             axum::middleware::from_fn_with_state(Arc::clone(&proxy), proxy::layer),
+            &limits,
         )
     };
+    let bypass_watch = options.config_path.clone().map(|path| {
+        AbortOnDrop(tokio::spawn(crate::ratelimit::bypass::watch(
+            path,
+            Arc::clone(limits.limiter.bypass()),
+            Duration::from_millis(config.rate_limit.reload_interval_ms),
+        )))
+    });
+    let rate_limit_view = Arc::new(clerk_api::backend::RateLimitView {
+        limiter: Arc::clone(&limits.limiter),
+        policies: api::POLICIES.iter().map(|p| config.rate_limit.policy(&p.policy())).collect(),
+    });
     let app_auth = AppAuth {
         identity: Arc::clone(&identity),
-        metrics: Arc::new(Metrics::default()),
+        metrics: Arc::clone(&metrics),
         #[cfg(feature = "inject")]
         flaws: options.flaws.clone(),
     };
@@ -214,7 +236,7 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
         .with_state(app_auth);
     let router = data_api
         .merge(app_routes)
-        .merge(clerk_api::backend::routes(Arc::clone(&identity)))
+        .merge(clerk_api::backend::routes(Arc::clone(&identity), Some(rate_limit_view)))
         .merge(clerk_api::frontend::routes(Arc::clone(&identity)));
     let router = router
         .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
@@ -233,6 +255,7 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
         keys,
         identity,
         key_refresh,
+        bypass_watch,
     })
 }
 
@@ -287,9 +310,11 @@ impl App {
             router,
             mut workers,
             key_refresh,
+            bypass_watch,
             ..
         } = self;
-        axum::serve(listener, router)
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(shutdown)
             .await?;
         let drained = tokio::time::timeout(Duration::from_secs(10), async {
@@ -300,8 +325,53 @@ impl App {
             tracing::warn!("export workers did not finish within 10 s; abandoning queued jobs");
         }
         drop(key_refresh);
+        drop(bypass_watch);
         Ok(())
     }
+}
+
+/// The route table's policies, with the config's overrides, on one limiter.
+struct ConfiguredLimits {
+    limiter: Arc<Limiter>,
+    config: crate::config::RateLimitConfig,
+}
+
+impl api::Limits for ConfiguredLimits {
+    fn policy(&self, name: &str) -> RateLimit {
+        let default = api::POLICIES
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("the route table names policy `{name}`, which api::POLICIES lacks"));
+        self.limiter.layer(self.config.policy(&default.policy()))
+    }
+}
+
+async fn limits(options: &StackOptions, metrics: Arc<Metrics>) -> Result<ConfiguredLimits, StartError> {
+    let config = &options.config.rate_limit;
+    let store = match config.store_kind() {
+        crate::config::StoreKind::Memory => LimitStore::Memory(Arc::new(MemoryStore::new())),
+        crate::config::StoreKind::Redis => {
+            let url = config.redis_url.as_deref().unwrap_or_default();
+            let redis = RedisStore::connect(url)
+                .await
+                .map_err(|e| StartError::RateLimitStore(e.to_string()))?;
+            #[cfg(feature = "inject")]
+            let redis = redis.with_flaws(options.flaws.clone());
+            LimitStore::Redis(redis)
+        }
+    };
+    let limiter = Limiter::new(
+        store,
+        Arc::new(Bypass::new(config.bypass_orgs.iter().cloned())),
+        Duration::from_millis(config.store_timeout_ms),
+        metrics,
+    );
+    #[cfg(feature = "inject")]
+    let limiter = limiter.with_flaws(options.flaws.clone());
+    Ok(ConfiguredLimits {
+        limiter: Arc::new(limiter),
+        config: config.clone(),
+    })
 }
 
 /// Re-reads the signing keys every 30 s, so an instance picks up a rotation

@@ -135,7 +135,9 @@ enum PgBackend {
     // Held for its Drop, which stops the server.
     #[allow(dead_code)]
     Local(postgres_local::LocalPostgres),
+    // Held for its Drop: the container lives as long as the handle.
     #[cfg(feature = "docker")]
+    #[allow(dead_code)]
     Docker(docker::DockerPostgres),
 }
 
@@ -565,7 +567,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 enum RedisBackend {
     External,
     Local(Mutex<redis_local::LocalRedis>),
+    // Held for its Drop: the container lives as long as the handle.
     #[cfg(feature = "docker")]
+    #[allow(dead_code)]
     Docker(docker::DockerRedis),
 }
 

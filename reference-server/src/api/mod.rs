@@ -40,11 +40,77 @@ pub struct AppState {
     pub flaws: crate::inject::Flaws,
 }
 
+/// A rate-limit policy as the route table declares it (config may override
+/// limit, window, algorithm and failure mode by name).
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyDefault {
+    /// The name (headers, metrics, config).
+    pub name: &'static str,
+    /// Requests per window.
+    pub limit: u32,
+    /// Window in seconds.
+    pub window_secs: u64,
+    /// Counting algorithm.
+    pub algorithm: crate::ratelimit::Algorithm,
+    /// Failure mode.
+    pub fail: crate::ratelimit::FailMode,
+}
+
+impl PolicyDefault {
+    /// As a policy.
+    pub fn policy(&self) -> crate::ratelimit::Policy {
+        crate::ratelimit::Policy::new(self.name, self.limit, std::time::Duration::from_secs(self.window_secs))
+            .algorithm(self.algorithm)
+            .fail(self.fail)
+    }
+}
+
+/// Every policy of the route table, per organization.
+pub const POLICIES: &[PolicyDefault] = &[
+    PolicyDefault {
+        name: "api.read",
+        limit: 600,
+        window_secs: 60,
+        algorithm: crate::ratelimit::Algorithm::SlidingWindow,
+        fail: crate::ratelimit::FailMode::Open,
+    },
+    PolicyDefault {
+        name: "api.write",
+        limit: 120,
+        window_secs: 60,
+        algorithm: crate::ratelimit::Algorithm::SlidingWindow,
+        fail: crate::ratelimit::FailMode::Open,
+    },
+    PolicyDefault {
+        name: "api.search",
+        limit: 60,
+        window_secs: 60,
+        algorithm: crate::ratelimit::Algorithm::SlidingWindow,
+        fail: crate::ratelimit::FailMode::Open,
+    },
+    // Exports scan a whole org: when the limiter cannot count, refuse.
+    PolicyDefault {
+        name: "api.exports",
+        limit: 10,
+        window_secs: 60,
+        algorithm: crate::ratelimit::Algorithm::SlidingWindow,
+        fail: crate::ratelimit::FailMode::Closed,
+    },
+];
+
+/// One layer per policy of [`POLICIES`], built by the server from config.
+pub trait Limits {
+    /// The layer enforcing policy `name`.
+    fn policy(&self, name: &str) -> crate::ratelimit::RateLimit;
+}
+
 /// The route table, by auth class. `public` routes need no identity.
 /// `org-required` routes sit behind `org_required` (the proxy, or the
 /// dev-auth stand-in in tests): their handlers take a `Tenant`, which only
-/// exists for a verified identity with an active org that passed the org guard.
-pub fn routes<L>(state: AppState, org_required: L) -> Router
+/// exists for a verified identity with an active org that passed the org
+/// guard. Each org-required handler declares its rate-limit policy here; the
+/// limiter runs after the proxy, on the verified org.
+pub fn routes<L>(state: AppState, org_required: L, limits: &dyn Limits) -> Router
 where
     L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
     L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
@@ -52,33 +118,42 @@ where
     <L::Service as tower::Service<axum::extract::Request>>::Error: Into<std::convert::Infallible> + 'static,
     <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
 {
+    use axum::handler::Handler;
+    use axum::routing::{delete, patch, post};
+    let read = limits.policy("api.read");
+    let write = limits.policy("api.write");
+    let search = limits.policy("api.search");
+    let exports = limits.policy("api.exports");
     let public = Router::new()
         .route("/healthz", get(health))
         .route("/openapi.json", get(openapi::serve))
         .route("/.well-known/jwks.json", get(jwks));
     let org = Router::new()
-        .route("/api/projects", get(projects::list).post(projects::create))
+        .route(
+            "/api/projects",
+            get(projects::list.layer(read.clone())).merge(post(projects::create.layer(write.clone()))),
+        )
         .route(
             "/api/projects/{id}",
-            get(projects::read)
-                .patch(projects::update)
-                .delete(projects::delete),
+            get(projects::read.layer(read.clone()))
+                .merge(patch(projects::update.layer(write.clone())))
+                .merge(delete(projects::delete.layer(write.clone()))),
         )
         .route(
             "/api/projects/{id}/documents",
-            get(documents::list).post(documents::create),
+            get(documents::list.layer(read.clone())).merge(post(documents::create.layer(write.clone()))),
         )
         .route(
             "/api/documents/{id}",
-            get(documents::read)
-                .patch(documents::update)
-                .delete(documents::delete),
+            get(documents::read.layer(read.clone()))
+                .merge(patch(documents::update.layer(write.clone())))
+                .merge(delete(documents::delete.layer(write.clone()))),
         )
-        .route("/api/orgs/{org_id}/projects", get(projects::list_in_org))
-        .route("/api/search", get(search::search))
-        .route("/api/exports", axum::routing::post(exports::create))
-        .route("/api/exports/{id}", get(exports::read))
-        .route("/api/stats", get(stats::stats))
+        .route("/api/orgs/{org_id}/projects", get(projects::list_in_org.layer(read.clone())))
+        .route("/api/search", get(search::search.layer(search)))
+        .route("/api/exports", post(exports::create.layer(exports)))
+        .route("/api/exports/{id}", get(exports::read.layer(read.clone())))
+        .route("/api/stats", get(stats::stats.layer(read)))
         .route_layer(org_required);
     public
         .merge(org)

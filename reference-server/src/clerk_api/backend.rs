@@ -32,15 +32,31 @@ type ApiResult = Result<Json<Value>, ClerkError>;
 pub struct BackendState {
     identity: Arc<Identity>,
     secret_key: Option<Arc<str>>,
+    rate_limit: Option<Arc<RateLimitView>>,
 }
 
 /// The Backend API routes (nest at the root; every path starts `/v1/`).
-pub fn routes(identity: Arc<Identity>) -> Router {
+/// What the rate-limit admin endpoint shows.
+#[derive(Debug)]
+pub struct RateLimitView {
+    /// The limiter (its store and live bypass list).
+    pub limiter: Arc<crate::ratelimit::Limiter>,
+    /// The effective policies.
+    pub policies: Vec<crate::ratelimit::Policy>,
+}
+
+/// The Backend API routes (every path starts `/v1/`); `rate_limit` adds the
+/// admin view `GET /v1/instance/rate_limit`.
+pub fn routes(identity: Arc<Identity>, rate_limit: Option<Arc<RateLimitView>>) -> Router {
     let secret_key = identity.config().secret_key.clone().map(Arc::from);
     if secret_key.is_none() {
         tracing::warn!("identity.secret_key is not set: the Backend API refuses every request");
     }
-    let state = BackendState { identity, secret_key };
+    let state = BackendState {
+        identity,
+        secret_key,
+        rate_limit,
+    };
     Router::new()
         .route("/v1/users", get(list_users).post(create_user))
         .route("/v1/users/count", get(count_users))
@@ -76,6 +92,7 @@ pub fn routes(identity: Arc<Identity>) -> Router {
         )
         .route("/v1/testing/outbox", get(outbox))
         .route("/v1/instance/signing_keys/rotate", post(rotate_keys))
+        .route("/v1/instance/rate_limit", get(rate_limit_view))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             secret_key_auth,
@@ -589,6 +606,30 @@ async fn rotate_keys(State(state): State<BackendState>) -> ApiResult {
     Ok(Json(
         json!({ "object": "signing_key", "kid": kid, "jwks": state.identity.keys().jwks() }),
     ))
+}
+
+// --- rate limiting ---
+
+/// tenantry extension: the effective rate-limit settings, including the
+/// bypass list as currently loaded.
+async fn rate_limit_view(State(state): State<BackendState>) -> ApiResult {
+    let view = state
+        .rate_limit
+        .as_ref()
+        .ok_or_else(|| ClerkError::not_found("rate limit configuration"))?;
+    Ok(Json(json!({
+        "object": "rate_limit",
+        "store": view.limiter.store().name(),
+        "bypass_orgs": view.limiter.bypass().list(),
+        "policies": view.policies.iter().map(|p| json!({
+            "name": p.name,
+            "limit": p.limit,
+            "window_secs": p.window_ms().div_ceil(1000),
+            "algorithm": p.algorithm.name(),
+            "admission_bound": p.algorithm.admission_bound(p.limit),
+            "fail": p.fail.name(),
+        })).collect::<Vec<_>>(),
+    })))
 }
 
 // --- test outbox ---

@@ -1,0 +1,115 @@
+//! The bypass list: trusted orgs that are never limited (and cost no store
+//! call). Operators change `rate_limit.bypass_orgs` in the config file; the
+//! server notices the change (polling the file) or a SIGHUP and swaps the
+//! list in without a restart. A file that no longer parses keeps the old list
+//! and logs why, with file:line:column.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+/// The current bypass list.
+#[derive(Debug, Default)]
+pub struct Bypass {
+    orgs: RwLock<Arc<BTreeSet<String>>>,
+}
+
+impl Bypass {
+    /// A list of `orgs`.
+    pub fn new(orgs: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            orgs: RwLock::new(Arc::new(orgs.into_iter().collect())),
+        }
+    }
+
+    /// Whether `org` is on the list.
+    pub fn contains(&self, org: &str) -> bool {
+        self.orgs.read().unwrap_or_else(|p| p.into_inner()).contains(org)
+    }
+
+    /// The list, sorted.
+    pub fn list(&self) -> Vec<String> {
+        self.orgs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Replaces the list; returns whether it changed.
+    pub fn replace(&self, orgs: impl IntoIterator<Item = String>) -> bool {
+        let fresh: BTreeSet<String> = orgs.into_iter().collect();
+        let mut current = self.orgs.write().unwrap_or_else(|p| p.into_inner());
+        if **current == fresh {
+            return false;
+        }
+        *current = Arc::new(fresh);
+        true
+    }
+}
+
+fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Re-reads `path` and applies its `rate_limit.bypass_orgs`.
+pub fn reload(path: &PathBuf, bypass: &Bypass) {
+    match crate::config::Config::load(Some(path)) {
+        Ok(config) => {
+            if bypass.replace(config.rate_limit.bypass_orgs) {
+                tracing::info!(orgs = bypass.list().len(), "rate-limit bypass list reloaded");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "config reload failed; keeping the current bypass list"),
+    }
+}
+
+/// Watches `path` every `interval` (and on SIGHUP) until the task is dropped.
+pub async fn watch(path: PathBuf, bypass: Arc<Bypass>, interval: Duration) {
+    let mut last = stamp(&path);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let signalled = async {
+            match hangup.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = stamp(&path);
+                if now != last {
+                    last = now;
+                    reload(&path, &bypass);
+                }
+            }
+            _ = signalled => {
+                tracing::info!("SIGHUP: reloading the rate-limit bypass list");
+                last = stamp(&path);
+                reload(&path, &bypass);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_reports_changes() {
+        let b = Bypass::new(["org_a".to_string()]);
+        assert!(b.contains("org_a"));
+        assert!(!b.replace(["org_a".to_string()]));
+        assert!(b.replace(["org_b".to_string()]));
+        assert!(!b.contains("org_a"));
+        assert_eq!(b.list(), ["org_b"]);
+    }
+}
