@@ -371,7 +371,10 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
     ("identity.secret_key", "TENANTRY_IDENTITY_SECRET_KEY"),
     ("rate_limit.store", "TENANTRY_RATE_LIMIT_STORE"),
     ("rate_limit.redis_url", "TENANTRY_RATE_LIMIT_REDIS_URL"),
-    ("rate_limit.store_timeout_ms", "TENANTRY_RATE_LIMIT_STORE_TIMEOUT_MS"),
+    (
+        "rate_limit.store_timeout_ms",
+        "TENANTRY_RATE_LIMIT_STORE_TIMEOUT_MS",
+    ),
     ("identity.client_trust", "TENANTRY_IDENTITY_CLIENT_TRUST"),
     ("identity.test_outbox", "TENANTRY_IDENTITY_TEST_OUTBOX"),
 ];
@@ -633,7 +636,10 @@ impl Config {
             }
         }
         if !(1..=10_000).contains(&rl.store_timeout_ms) {
-            return Err(invalid("rate_limit.store_timeout_ms", "expected 1..=10000 milliseconds".into()));
+            return Err(invalid(
+                "rate_limit.store_timeout_ms",
+                "expected 1..=10000 milliseconds".into(),
+            ));
         }
         if !(100..=3_600_000).contains(&rl.reload_interval_ms) {
             return Err(invalid(
@@ -641,7 +647,11 @@ impl Config {
                 "expected 100..=3600000 milliseconds".into(),
             ));
         }
-        if rl.bypass_orgs.iter().any(|o| o.trim().is_empty() || o.len() > 256) {
+        if rl
+            .bypass_orgs
+            .iter()
+            .any(|o| o.trim().is_empty() || o.len() > 256)
+        {
             return Err(invalid(
                 "rate_limit.bypass_orgs",
                 "expected organization ids like org_… (non-empty, at most 256 bytes)".into(),
@@ -652,7 +662,10 @@ impl Config {
             if !known.contains(&name.as_str()) {
                 return Err(invalid(
                     "rate_limit.policies",
-                    format!("unknown policy `{name}`; the route table declares {}", known.join(", ")),
+                    format!(
+                        "unknown policy `{name}`; the route table declares {}",
+                        known.join(", ")
+                    ),
                 ));
             }
             if o.limit.is_some_and(|l| !(1..=1_000_000).contains(&l)) {

@@ -29,9 +29,9 @@ use crate::identity::token::{Verifier, VerifierConfig};
 use crate::inject::Flaws;
 use crate::jobs::{self, ServicePool};
 use crate::metrics::Metrics;
-use crate::ratelimit::{Bypass, Limiter, MemoryStore, RateLimit, RedisStore, Store as LimitStore};
 use crate::problem::Problem;
 use crate::proxy::{self, Proxy};
+use crate::ratelimit::{Bypass, Limiter, MemoryStore, RateLimit, RedisStore, Store as LimitStore};
 use crate::tenant_db::Db;
 
 /// How to assemble the stack.
@@ -213,7 +213,10 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
     });
     let rate_limit_view = Arc::new(clerk_api::backend::RateLimitView {
         limiter: Arc::clone(&limits.limiter),
-        policies: api::POLICIES.iter().map(|p| config.rate_limit.policy(&p.policy())).collect(),
+        policies: api::POLICIES
+            .iter()
+            .map(|p| config.rate_limit.policy(&p.policy()))
+            .collect(),
     });
     let app_auth = AppAuth {
         identity: Arc::clone(&identity),
@@ -236,7 +239,10 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
         .with_state(app_auth);
     let router = data_api
         .merge(app_routes)
-        .merge(clerk_api::backend::routes(Arc::clone(&identity), Some(rate_limit_view)))
+        .merge(clerk_api::backend::routes(
+            Arc::clone(&identity),
+            Some(rate_limit_view),
+        ))
         .merge(clerk_api::frontend::routes(Arc::clone(&identity)));
     let router = router
         .layer(DefaultBodyLimit::max(config.server.max_body_bytes))

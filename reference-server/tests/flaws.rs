@@ -38,6 +38,9 @@ async fn catching_check(flaw: Flaw) -> Check {
             other => panic!("{other} is in family {} but has no proxy check", other.family()),
         };
     }
+    if flaw.family() == "RL" {
+        return rate_limit_check(flaw).await;
+    }
     let stack = TestStack::with_flaws(&[flaw]).await;
     let world = seed(&stack).await;
     match flaw {
@@ -59,7 +62,41 @@ async fn catching_check(flaw: Flaw) -> Check {
         | Flaw::RoleFromClaimUnsigned
         | Flaw::ClientTrustAsComplete
         | Flaw::ClientTrustStuck
-        | Flaw::TemplateFallback500 => unreachable!("handled above"),
+        | Flaw::TemplateFallback500
+        | Flaw::RatelimitPerIp
+        | Flaw::RatelimitPerUser
+        | Flaw::RatelimitGlobalKey
+        | Flaw::RatelimitNonatomic
+        | Flaw::RatelimitBypassIgnored
+        | Flaw::RatelimitRejectedConsumes
+        | Flaw::RatelimitHeadersWrong
+        | Flaw::RatelimitFailOpenSilent => unreachable!("handled above"),
+    }
+}
+
+/// Rate-limit flaws, on a dev-auth stack limited by a real Redis.
+async fn rate_limit_check(flaw: Flaw) -> Check {
+    use common::ratelimit_checks as rl;
+    use tenantry_reference::config::StoreKind;
+    use tenantry_reference::inject::Flaws;
+    use tenantry_reference::server::StackOptions;
+    let options = StackOptions {
+        flaws: Flaws::of(&[flaw]),
+        ..StackOptions::default()
+    };
+    let (stack, redis) = rl::stack(StoreKind::Redis, options, |c| {
+        c.rate_limit.bypass_orgs = vec!["org_rl_vip".into()];
+    })
+    .await;
+    match flaw {
+        Flaw::RatelimitPerIp | Flaw::RatelimitGlobalKey => rl::orgs_independent(&stack).await,
+        Flaw::RatelimitPerUser => rl::users_share_the_org_budget(&stack).await,
+        Flaw::RatelimitNonatomic => rl::exact_under_concurrency(&stack, &[&stack.base], "org_rl_exact").await,
+        Flaw::RatelimitBypassIgnored => rl::bypass_applies(&stack, "org_rl_vip").await,
+        Flaw::RatelimitRejectedConsumes => rl::rejected_do_not_consume(&stack).await,
+        Flaw::RatelimitHeadersWrong => rl::headers_consistent(&stack).await,
+        Flaw::RatelimitFailOpenSilent => rl::store_down_then_recovery(&stack, redis.as_ref().unwrap()).await,
+        other => panic!("{other} is in family RL but has no rate-limit check"),
     }
 }
 
@@ -172,6 +209,46 @@ async fn template_fallback_500_is_caught() {
     expect_caught(Flaw::TemplateFallback500).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratelimit_per_ip_is_caught() {
+    expect_caught(Flaw::RatelimitPerIp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratelimit_per_user_is_caught() {
+    expect_caught(Flaw::RatelimitPerUser).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratelimit_global_key_is_caught() {
+    expect_caught(Flaw::RatelimitGlobalKey).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratelimit_nonatomic_is_caught() {
+    expect_caught(Flaw::RatelimitNonatomic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratelimit_bypass_ignored_is_caught() {
+    expect_caught(Flaw::RatelimitBypassIgnored).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratelimit_rejected_consumes_is_caught() {
+    expect_caught(Flaw::RatelimitRejectedConsumes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratelimit_headers_wrong_is_caught() {
+    expect_caught(Flaw::RatelimitHeadersWrong).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratelimit_fail_open_silent_is_caught() {
+    expect_caught(Flaw::RatelimitFailOpenSilent).await;
+}
+
 #[test]
 fn every_flaw_is_listed_here() {
     // Flaw::ALL is generated from the enum; the exhaustive match in
@@ -194,6 +271,14 @@ fn every_flaw_is_listed_here() {
         Flaw::ClientTrustAsComplete,
         Flaw::ClientTrustStuck,
         Flaw::TemplateFallback500,
+        Flaw::RatelimitPerIp,
+        Flaw::RatelimitPerUser,
+        Flaw::RatelimitGlobalKey,
+        Flaw::RatelimitNonatomic,
+        Flaw::RatelimitBypassIgnored,
+        Flaw::RatelimitRejectedConsumes,
+        Flaw::RatelimitHeadersWrong,
+        Flaw::RatelimitFailOpenSilent,
     ];
     for flaw in Flaw::ALL {
         assert!(tested.contains(flaw), "flaw {flaw} has no test in flaws.rs");

@@ -59,9 +59,13 @@ pub struct PolicyDefault {
 impl PolicyDefault {
     /// As a policy.
     pub fn policy(&self) -> crate::ratelimit::Policy {
-        crate::ratelimit::Policy::new(self.name, self.limit, std::time::Duration::from_secs(self.window_secs))
-            .algorithm(self.algorithm)
-            .fail(self.fail)
+        crate::ratelimit::Policy::new(
+            self.name,
+            self.limit,
+            std::time::Duration::from_secs(self.window_secs),
+        )
+        .algorithm(self.algorithm)
+        .fail(self.fail)
     }
 }
 
@@ -149,7 +153,10 @@ where
                 .merge(patch(documents::update.layer(write.clone())))
                 .merge(delete(documents::delete.layer(write.clone()))),
         )
-        .route("/api/orgs/{org_id}/projects", get(projects::list_in_org.layer(read.clone())))
+        .route(
+            "/api/orgs/{org_id}/projects",
+            get(projects::list_in_org.layer(read.clone())),
+        )
         .route("/api/search", get(search::search.layer(search)))
         .route("/api/exports", post(exports::create.layer(exports)))
         .route("/api/exports/{id}", get(exports::read.layer(read.clone())))

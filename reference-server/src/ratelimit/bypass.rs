@@ -5,7 +5,7 @@
 //! and logs why, with file:line:column.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -50,13 +50,13 @@ impl Bypass {
     }
 }
 
-fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }
 
 /// Re-reads `path` and applies its `rate_limit.bypass_orgs`.
-pub fn reload(path: &PathBuf, bypass: &Bypass) {
+pub fn reload(path: &Path, bypass: &Bypass) {
     match crate::config::Config::load(Some(path)) {
         Ok(config) => {
             if bypass.replace(config.rate_limit.bypass_orgs) {

@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod identity;
+pub mod ratelimit_checks;
 pub mod token_checks;
 
 use std::sync::Arc;
@@ -70,7 +71,17 @@ impl TestStack {
         .await
     }
 
-    pub async fn with_options(mut options: StackOptions) -> Self {
+    pub async fn with_options(options: StackOptions) -> Self {
+        Self::with_config(options, |_| {}).await
+    }
+
+    /// A proxy-fronted stack whose test config `tweak` adjusts (e.g. rate limits).
+    pub async fn with_proxy_config(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::with_config(StackOptions::default(), tweak).await
+    }
+
+    /// `options` with the test config, adjusted by `tweak`.
+    pub async fn with_config(mut options: StackOptions, tweak: impl FnOnce(&mut Config)) -> Self {
         let database = database().await;
         options.config = Config {
             cache: tenantry_reference::config::CacheConfig {
@@ -83,6 +94,18 @@ impl TestStack {
         options.config.auth.authorized_parties = vec![token_checks::PARTY.into()];
         options.config.identity.secret_key = Some(identity::SECRET_KEY.into());
         options.config.identity.key_refresh_interval_ms = 200;
+        // Tests other than the rate-limit ones must never be limited.
+        for policy in tenantry_reference::api::POLICIES {
+            options.config.rate_limit.policies.insert(
+                policy.name.into(),
+                tenantry_reference::config::PolicyOverride {
+                    limit: Some(1_000_000),
+                    ..Default::default()
+                },
+            );
+        }
+        tweak(&mut options.config);
+        options.config.validate().expect("a valid test config");
         server::prepare_database(&database.url(), APP_PASSWORD, &options)
             .await
             .expect("migrations and flaws");
