@@ -32,6 +32,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     #[cfg_attr(not(feature = "inject"), allow(unused_mut))]
     let mut options = StackOptions::new(config.clone(), args.dev_auth);
+    // Watched for rate_limit.bypass_orgs edits (and re-read on SIGHUP).
+    options.config_path = args.config.clone();
     #[cfg(feature = "inject")]
     for name in &args.inject {
         use tenantry_reference::inject::Flaw;
@@ -97,6 +99,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let names: Vec<&str> = options.flaws.iter().map(|f| f.name()).collect();
         eprintln!("WARNING: injected flaws: {}", names.join(", "));
     }
+    eprintln!(
+        "rate limits: {} store{}",
+        config.rate_limit.store_kind_name(),
+        if args.config.is_some() {
+            "; bypass list reloads when the config file changes or on SIGHUP"
+        } else {
+            ""
+        }
+    );
     println!("tenantry reference server listening on http://{addr}");
     app.serve(listener, shutdown_signal()).await?;
     eprintln!("stopped");

@@ -109,6 +109,14 @@ impl RateLimitConfig {
         })
     }
 
+    /// `redis (shared by instances)` or `in-process (this instance only)`.
+    pub fn store_kind_name(&self) -> &'static str {
+        match self.store_kind() {
+            StoreKind::Redis => "redis (shared by every instance)",
+            StoreKind::Memory => "in-process (this instance only; set rate_limit.redis_url to share)",
+        }
+    }
+
     /// The route table's `default` policy with this config's overrides.
     pub fn policy(&self, default: &crate::ratelimit::Policy) -> crate::ratelimit::Policy {
         let mut policy = default.clone();
