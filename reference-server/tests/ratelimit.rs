@@ -196,3 +196,35 @@ async fn limited_response_format() {
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| insta::assert_json_snapshot!("reference_rate_limited", doc));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_script_cache_is_reloaded_transparently() {
+    let (stack, redis) = stack(StoreKind::Redis, StackOptions::default(), |_| {}).await;
+    let redis = redis.unwrap();
+    let org = "org_rl_noscript";
+    let first = rl::call(&stack, &stack.base, org, "u", "GET", "/api/projects").await;
+    assert_eq!(first.status, 200);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let second = rl::call(&stack, &stack.base, org, "u", "GET", "/api/projects").await;
+    assert_eq!(second.status, 200, "{second:?}");
+    let expected = format!("\"api.read\";r={};", rl::READ_LIMIT - 2);
+    assert!(
+        second.state.as_deref().unwrap().starts_with(&expected),
+        "{second:?}"
+    );
+    assert!(second.degraded.is_none());
+    // Keys carry a TTL of at most one window.
+    let key = tenantry_reference::ratelimit::key(org, "api.read");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= rl::READ_WINDOW.as_millis() as i64, "{ttl}");
+}
