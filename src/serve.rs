@@ -72,9 +72,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     server::prepare_database(&admin_url, &app_password, &options)
         .await
         .context("preparing the database")?;
-    let app = server::build(&admin_url, &app_password, &options).await?;
     let listener = server::bind(config.server.listen).await?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    if options.config.server.public_url.is_none() {
+        options.config.server.public_url = Some(format!("http://{addr}"));
+    }
+    let app = server::build(&admin_url, &app_password, &options).await?;
     if options.dev_auth {
         eprintln!("WARNING: --dev-auth trusts the X-Tenantry-Dev-Tenant header; never expose this server");
         eprintln!(

@@ -27,6 +27,124 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// `[rate_limit]`
     pub rate_limit: RateLimitConfig,
+    /// `[oauth]`
+    pub oauth: OAuthConfig,
+}
+
+/// `[oauth]`: org-scoped OAuth connect flows.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// `oauth.state_ttl_secs`: how long a connect flow may take, default 600.
+    pub state_ttl_secs: u64,
+    /// `oauth.state_store`: `redis` or `memory`; default: redis when
+    /// `oauth.redis_url` is set, else memory (one instance only).
+    pub state_store: Option<StoreKind>,
+    /// `oauth.redis_url`.
+    pub redis_url: Option<String>,
+    /// `oauth.token_key`: base64 of 32 bytes, the AES-256-GCM key for
+    /// provider tokens at rest. Unset: a key for this process only (tokens
+    /// stored before a restart can no longer be read).
+    pub token_key: Option<String>,
+    /// `oauth.return_paths`: relative paths a flow may return to.
+    pub return_paths: Vec<String>,
+    /// `oauth.providers.<name>`: providers; by default two mock providers
+    /// (`shopify`, `quickbooks`) served by this server.
+    pub providers: std::collections::BTreeMap<String, ProviderConfig>,
+}
+
+/// `oauth.providers.<name>`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+    /// Authorize endpoint; unset: this server's mock provider.
+    pub authorize_url: Option<String>,
+    /// Token endpoint; unset: this server's mock provider.
+    pub token_url: Option<String>,
+    /// Scopes, space-separated.
+    #[serde(default)]
+    pub scopes: String,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<set>")
+            .field("authorize_url", &self.authorize_url)
+            .field("token_url", &self.token_url)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OAuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthConfig")
+            .field("state_ttl_secs", &self.state_ttl_secs)
+            .field("state_store", &self.state_store)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("token_key", &self.token_key.as_ref().map(|_| "<set>"))
+            .field("return_paths", &self.return_paths)
+            .field("providers", &self.providers)
+            .finish()
+    }
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        let mock = |name: &str, scopes: &str| ProviderConfig {
+            client_id: format!("tenantry-{name}"),
+            client_secret: format!("mock-{name}-client-secret"),
+            authorize_url: None,
+            token_url: None,
+            scopes: scopes.into(),
+        };
+        Self {
+            state_ttl_secs: 600,
+            state_store: None,
+            redis_url: None,
+            token_key: None,
+            return_paths: vec!["/settings/integrations".into()],
+            providers: [
+                (
+                    "shopify".to_string(),
+                    mock("shopify", "read_orders read_products"),
+                ),
+                (
+                    "quickbooks".to_string(),
+                    mock("quickbooks", "com.intuit.quickbooks.accounting"),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+}
+
+impl OAuthConfig {
+    /// The state store to use.
+    pub fn store_kind(&self) -> StoreKind {
+        self.state_store.unwrap_or(if self.redis_url.is_some() {
+            StoreKind::Redis
+        } else {
+            StoreKind::Memory
+        })
+    }
+
+    /// The token key's bytes, if configured and valid.
+    pub fn token_key_bytes(&self) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let key = self.token_key.as_deref()?;
+        base64::engine::general_purpose::STANDARD
+            .decode(key.trim())
+            .ok()
+            .filter(|k| k.len() == 32)
+    }
 }
 
 /// Which store counts requests.
@@ -231,6 +349,9 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// `server.max_body_bytes`: request body limit, default 1 MiB.
     pub max_body_bytes: usize,
+    /// `server.public_url`: the URL browsers and providers reach this server
+    /// at (OAuth redirect URIs); default `http://<listen address>`.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -239,6 +360,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             request_timeout_ms: 10_000,
             max_body_bytes: 1 << 20,
+            public_url: None,
         }
     }
 }
@@ -600,6 +722,7 @@ impl Config {
             ));
         }
         self.validate_rate_limit()?;
+        self.validate_oauth()?;
         if let Some(url) = &self.database.url {
             if url.parse::<tokio_postgres::Config>().is_err() {
                 return Err(invalid(
@@ -621,6 +744,73 @@ impl Config {
                     ))
                 }
                 Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_oauth(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            key,
+            origin: String::new(),
+            message,
+        };
+        let o = &self.oauth;
+        if !(1..=3600).contains(&o.state_ttl_secs) {
+            return Err(invalid(
+                "oauth.state_ttl_secs",
+                "expected 1..=3600 seconds".into(),
+            ));
+        }
+        if o.store_kind() == StoreKind::Redis
+            && redis::parse_redis_url(o.redis_url.as_deref().unwrap_or_default()).is_none()
+        {
+            return Err(invalid(
+                "oauth.redis_url",
+                "expected a Redis URL like redis://127.0.0.1:6379 (required with oauth.state_store = \"redis\")".into(),
+            ));
+        }
+        if o.token_key.is_some() && o.token_key_bytes().is_none() {
+            return Err(invalid(
+                "oauth.token_key",
+                "expected base64 of exactly 32 bytes (e.g. `head -c 32 /dev/urandom | base64`)".into(),
+            ));
+        }
+        if let Some(bad) = o
+            .return_paths
+            .iter()
+            .find(|p| !p.starts_with('/') || p.starts_with("//") || p.contains(['?', '#', '\\']))
+        {
+            return Err(invalid(
+                "oauth.return_paths",
+                format!("`{bad}`: expected relative paths like /settings/integrations"),
+            ));
+        }
+        for (name, p) in &o.providers {
+            let name_ok = !name.is_empty()
+                && name.len() <= 32
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !name_ok || p.client_id.is_empty() || p.client_secret.is_empty() {
+                return Err(invalid(
+                    "oauth.providers",
+                    format!("provider `{name}`: expected a lowercase name, client_id and client_secret"),
+                ));
+            }
+            if p.authorize_url.is_some() != p.token_url.is_some() {
+                return Err(invalid(
+                    "oauth.providers",
+                    format!("provider `{name}`: set both authorize_url and token_url, or neither (the mock)"),
+                ));
+            }
+        }
+        if let Some(url) = &self.server.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
+                return Err(invalid(
+                    "server.public_url",
+                    "expected an origin like https://app.example.com (no trailing slash)".into(),
+                ));
             }
         }
         Ok(())

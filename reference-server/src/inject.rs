@@ -87,6 +87,22 @@ flaws! {
         "The RateLimit headers are off: remaining counts this request as not yet made and Retry-After is in milliseconds.";
     RatelimitFailOpenSilent = "ratelimit-fail-open-silent", "RL",
         "When the store is down every policy fails open, with no header, log or metric saying so.";
+    OauthStateNoTtl = "oauth-state-no-ttl", "OAU",
+        "OAuth states are stored without a TTL, so a leaked state works forever.";
+    OauthStateReusable = "oauth-state-reusable", "OAU",
+        "The callback reads the state without deleting it, so it can be replayed after success.";
+    OauthStateNotUserBound = "oauth-state-not-user-bound", "OAU",
+        "The callback does not check that the state was issued to the calling user and session: a colleague in the same org can finish (or hijack) someone else's flow.";
+    OauthStateNotOrgBound = "oauth-state-not-org-bound", "OAU",
+        "The callback does not check the state's org, so a state from org A completes in org B and A's authorization lands in B.";
+    OauthStateNotProviderBound = "oauth-state-not-provider-bound", "OAU",
+        "The callback does not check the state's provider, so a state issued for one provider completes another provider's flow.";
+    OauthStateRace = "oauth-state-race", "OAU",
+        "The callback checks the state and deletes it in two steps, so concurrent callbacks with one state all pass the check.";
+    OauthNoPkce = "oauth-no-pkce", "OAU",
+        "The connect flow sends no PKCE challenge, so an authorization code injected into the callback is redeemed.";
+    OauthOpenRedirect = "oauth-open-redirect", "OAU",
+        "The post-connect return path is not checked, so the callback redirects to any URL (open redirect).";
     RoleFromClaimUnsigned = "role-from-claim-unsigned", "TOK",
         "The proxy verifies the Bearer token but reads the org role from the `__session` cookie's payload, unverified (and lets the two differ).";
 }

@@ -42,6 +42,7 @@ pub mod ids;
 pub mod inject;
 pub mod jobs;
 pub mod metrics;
+pub mod oauth;
 pub mod problem;
 pub mod proxy;
 pub mod ratelimit;

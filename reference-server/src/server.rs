@@ -70,6 +70,9 @@ pub enum StartError {
     /// The rate-limit store could not be reached.
     #[error("cannot connect to the rate-limit store (rate_limit.redis_url): {0}")]
     RateLimitStore(String),
+    /// The OAuth state store could not be reached (or the token key is bad).
+    #[error("cannot set up OAuth (oauth.redis_url / oauth.token_key): {0}")]
+    OAuthStore(String),
     /// Signing keys could not be made.
     #[error("cannot create signing keys: {0}")]
     Keys(String),
@@ -154,11 +157,14 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
         KeyRing::new(Duration::from_millis(config.auth.key_overlap_ms))
             .map_err(|e| StartError::Keys(e.to_string()))?,
     );
+    let oauth = Arc::new(oauth(options).await?);
+    let mock_provider = Arc::new(mock_provider(options));
     let state = AppState {
         db,
         stats_cache: Arc::new(cache),
         exports,
         keys: Arc::clone(&keys),
+        oauth,
         #[cfg(feature = "inject")]
         flaws: options.flaws.clone(),
     };
@@ -243,7 +249,8 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
             Arc::clone(&identity),
             Some(rate_limit_view),
         ))
-        .merge(clerk_api::frontend::routes(Arc::clone(&identity)));
+        .merge(clerk_api::frontend::routes(Arc::clone(&identity)))
+        .merge(crate::oauth::mock_provider::routes(mock_provider));
     let router = router
         .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -334,6 +341,98 @@ impl App {
         drop(bypass_watch);
         Ok(())
     }
+}
+
+/// Where browsers and providers reach this server.
+fn public_url(config: &Config) -> String {
+    config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.server.listen))
+}
+
+/// The configured providers; those without URLs are this server's mock.
+fn providers(config: &Config) -> Vec<crate::oauth::Provider> {
+    let base = public_url(config);
+    config
+        .oauth
+        .providers
+        .iter()
+        .map(|(name, p)| crate::oauth::Provider {
+            name: name.clone(),
+            client_id: p.client_id.clone(),
+            client_secret: p.client_secret.clone(),
+            authorize_url: p
+                .authorize_url
+                .clone()
+                .unwrap_or_else(|| format!("{base}/mock-oauth/{name}/authorize")),
+            token_url: p
+                .token_url
+                .clone()
+                .unwrap_or_else(|| format!("{base}/mock-oauth/{name}/token")),
+            redirect_uri: format!("{base}/api/integrations/{name}/callback"),
+            scopes: p.scopes.clone(),
+        })
+        .collect()
+}
+
+fn mock_provider(options: &StackOptions) -> crate::oauth::mock_provider::MockProvider {
+    let clients = providers(&options.config)
+        .into_iter()
+        .filter(|p| {
+            options
+                .config
+                .oauth
+                .providers
+                .get(&p.name)
+                .is_some_and(|c| c.authorize_url.is_none())
+        })
+        .map(|p| {
+            (
+                p.name.clone(),
+                crate::oauth::mock_provider::RegisteredClient {
+                    client_id: p.client_id,
+                    client_secret: p.client_secret,
+                    redirect_uri: p.redirect_uri,
+                },
+            )
+        })
+        .collect();
+    crate::oauth::mock_provider::MockProvider::new(clients)
+}
+
+async fn oauth(options: &StackOptions) -> Result<crate::oauth::OAuth, StartError> {
+    let config = &options.config.oauth;
+    let store = match config.store_kind() {
+        crate::config::StoreKind::Memory => crate::oauth::state::StateStore::memory(),
+        crate::config::StoreKind::Redis => {
+            crate::oauth::state::StateStore::redis(config.redis_url.as_deref().unwrap_or_default())
+                .await
+                .map_err(|e| StartError::OAuthStore(e.to_string()))?
+        }
+    };
+    let key = match config.token_key_bytes() {
+        Some(key) => key,
+        None => {
+            tracing::warn!(
+                "oauth.token_key is not set: integration tokens are sealed with a key for this process only \
+                 and cannot be read after a restart"
+            );
+            crate::ids::random_bytes::<32>().to_vec()
+        }
+    };
+    let sealer = crate::oauth::seal::Sealer::new(&key).map_err(|e| StartError::OAuthStore(e.to_string()))?;
+    let service = crate::oauth::OAuth::new(
+        providers(&options.config),
+        store,
+        Duration::from_secs(config.state_ttl_secs),
+        sealer,
+        config.return_paths.clone(),
+    );
+    #[cfg(feature = "inject")]
+    let service = service.with_flaws(options.flaws.clone());
+    Ok(service)
 }
 
 /// The route table's policies, with the config's overrides, on one limiter.

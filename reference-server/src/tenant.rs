@@ -65,6 +65,7 @@ pub struct Tenant {
     user_id: String,
     role: Role,
     permissions: Vec<String>,
+    session_id: Option<String>,
 }
 
 impl Tenant {
@@ -76,7 +77,19 @@ impl Tenant {
             user_id: user_id.into(),
             role,
             permissions,
+            session_id: None,
         }
+    }
+
+    /// The same tenant acting in session `session_id` (from the verified token).
+    pub fn in_session(mut self, session_id: impl Into<String>) -> Self {
+        self.session_id = Some(session_id.into());
+        self
+    }
+
+    /// The session the request's token belongs to (none for jobs and dev-auth).
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
     }
 
     /// A tenant for a background job of `org`, acting as the user who

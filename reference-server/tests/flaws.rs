@@ -41,6 +41,9 @@ async fn catching_check(flaw: Flaw) -> Check {
     if flaw.family() == "RL" {
         return rate_limit_check(flaw).await;
     }
+    if flaw.family() == "OAU" {
+        return oauth_check(flaw).await;
+    }
     let stack = TestStack::with_flaws(&[flaw]).await;
     let world = seed(&stack).await;
     match flaw {
@@ -70,7 +73,42 @@ async fn catching_check(flaw: Flaw) -> Check {
         | Flaw::RatelimitBypassIgnored
         | Flaw::RatelimitRejectedConsumes
         | Flaw::RatelimitHeadersWrong
-        | Flaw::RatelimitFailOpenSilent => unreachable!("handled above"),
+        | Flaw::RatelimitFailOpenSilent
+        | Flaw::OauthStateNoTtl
+        | Flaw::OauthStateReusable
+        | Flaw::OauthStateNotUserBound
+        | Flaw::OauthStateNotOrgBound
+        | Flaw::OauthStateNotProviderBound
+        | Flaw::OauthStateRace
+        | Flaw::OauthNoPkce
+        | Flaw::OauthOpenRedirect => unreachable!("handled above"),
+    }
+}
+
+/// OAuth flaws, on a dev-auth stack with the in-process state store and a
+/// one-second state TTL.
+async fn oauth_check(flaw: Flaw) -> Check {
+    use common::oauth_checks as oauth;
+    use tenantry_reference::inject::Flaws;
+    use tenantry_reference::server::StackOptions;
+    let ttl = std::time::Duration::from_secs(1);
+    let options = StackOptions {
+        dev_auth: true,
+        flaws: Flaws::of(&[flaw]),
+        ..StackOptions::default()
+    };
+    let stack = TestStack::with_config(options, |c| c.oauth.state_ttl_secs = ttl.as_secs()).await;
+    match flaw {
+        Flaw::OauthStateNoTtl => oauth::expired_state(&stack, ttl).await,
+        Flaw::OauthStateReusable => oauth::happy_path_then_replay(&stack).await,
+        Flaw::OauthStateNotUserBound | Flaw::OauthStateNotOrgBound => {
+            oauth::replay_by_colleague_and_other_org(&stack).await
+        }
+        Flaw::OauthStateNotProviderBound => oauth::provider_swap(&stack).await,
+        Flaw::OauthStateRace => oauth::concurrent_callbacks(&stack).await,
+        Flaw::OauthNoPkce => oauth::pkce_mismatch(&stack).await,
+        Flaw::OauthOpenRedirect => oauth::no_open_redirect(&stack).await,
+        other => panic!("{other} is in family OAU but has no OAuth check"),
     }
 }
 
@@ -249,6 +287,46 @@ async fn ratelimit_fail_open_silent_is_caught() {
     expect_caught(Flaw::RatelimitFailOpenSilent).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_state_no_ttl_is_caught() {
+    expect_caught(Flaw::OauthStateNoTtl).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_state_reusable_is_caught() {
+    expect_caught(Flaw::OauthStateReusable).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_state_not_user_bound_is_caught() {
+    expect_caught(Flaw::OauthStateNotUserBound).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_state_not_org_bound_is_caught() {
+    expect_caught(Flaw::OauthStateNotOrgBound).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_state_not_provider_bound_is_caught() {
+    expect_caught(Flaw::OauthStateNotProviderBound).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_state_race_is_caught() {
+    expect_caught(Flaw::OauthStateRace).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_no_pkce_is_caught() {
+    expect_caught(Flaw::OauthNoPkce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_open_redirect_is_caught() {
+    expect_caught(Flaw::OauthOpenRedirect).await;
+}
+
 #[test]
 fn every_flaw_is_listed_here() {
     // Flaw::ALL is generated from the enum; the exhaustive match in
@@ -279,6 +357,14 @@ fn every_flaw_is_listed_here() {
         Flaw::RatelimitRejectedConsumes,
         Flaw::RatelimitHeadersWrong,
         Flaw::RatelimitFailOpenSilent,
+        Flaw::OauthStateNoTtl,
+        Flaw::OauthStateReusable,
+        Flaw::OauthStateNotUserBound,
+        Flaw::OauthStateNotOrgBound,
+        Flaw::OauthStateNotProviderBound,
+        Flaw::OauthStateRace,
+        Flaw::OauthNoPkce,
+        Flaw::OauthOpenRedirect,
     ];
     for flaw in Flaw::ALL {
         assert!(tested.contains(flaw), "flaw {flaw} has no test in flaws.rs");

@@ -5,6 +5,7 @@
 mod documents;
 mod exports;
 pub(crate) mod extract;
+mod integrations;
 pub mod openapi;
 mod projects;
 mod search;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub exports: ExportQueue,
     /// The session-token signing keys (JWKS).
     pub keys: Arc<KeyRing>,
+    /// OAuth connect flows.
+    pub oauth: Arc<crate::oauth::OAuth>,
     /// Injected flaws.
     #[cfg(feature = "inject")]
     pub flaws: crate::inject::Flaws,
@@ -160,7 +163,20 @@ where
         .route("/api/search", get(search::search.layer(search)))
         .route("/api/exports", post(exports::create.layer(exports)))
         .route("/api/exports/{id}", get(exports::read.layer(read.clone())))
-        .route("/api/stats", get(stats::stats.layer(read)))
+        .route("/api/stats", get(stats::stats.layer(read.clone())))
+        .route("/api/integrations", get(integrations::list.layer(read)))
+        .route(
+            "/api/integrations/{provider}/connect",
+            post(integrations::connect.layer(write.clone())),
+        )
+        .route(
+            "/api/integrations/{provider}/callback",
+            get(integrations::callback.layer(write.clone())),
+        )
+        .route(
+            "/api/integrations/{id}",
+            delete(integrations::disconnect.layer(write)),
+        )
         .route_layer(org_required);
     public
         .merge(org)

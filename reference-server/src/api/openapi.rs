@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{documents, exports, projects, search, stats};
+use super::{documents, exports, integrations, projects, search, stats};
 use crate::problem::Problem;
 
 /// The API description.
@@ -29,9 +29,16 @@ use crate::problem::Problem;
         exports::create,
         exports::read,
         stats::stats,
+        integrations::list,
+        integrations::connect,
+        integrations::callback,
+        integrations::disconnect,
     ),
     components(schemas(
         Problem,
+        integrations::Integration,
+        integrations::ConnectRequest,
+        integrations::ConnectResponse,
         projects::Project,
         projects::NewProject,
         projects::ProjectPatch,

@@ -203,12 +203,11 @@ pub fn tenant_from(claims: &SessionClaims) -> Result<Tenant, AuthRejected> {
     let org = claims.o.as_ref().ok_or(AuthRejected::NoActiveOrg)?;
     let org_id = OrgId::new(org.id.clone()).ok_or(AuthRejected::BadOrgClaim)?;
     let role = Role::parse(&format!("org:{}", org.rol)).ok_or(AuthRejected::BadOrgClaim)?;
-    Ok(Tenant::new(
-        org_id,
-        claims.sub.clone(),
-        role,
-        claims.org_permissions(),
-    ))
+    let tenant = Tenant::new(org_id, claims.sub.clone(), role, claims.org_permissions());
+    Ok(match &claims.sid {
+        Some(sid) => tenant.in_session(sid.clone()),
+        None => tenant,
+    })
 }
 
 fn now() -> i64 {

@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod identity;
+pub mod oauth_checks;
 pub mod ratelimit_checks;
 pub mod token_checks;
 
@@ -109,14 +110,15 @@ impl TestStack {
         server::prepare_database(&database.url(), APP_PASSWORD, &options)
             .await
             .expect("migrations and flaws");
-        let app = server::build(&database.url(), APP_PASSWORD, &options)
-            .await
-            .expect("the app");
-        let keys = app.key_ring();
         let listener = server::bind(([127, 0, 0, 1], 0).into())
             .await
             .expect("a loopback port");
         let base = format!("http://{}", listener.local_addr().unwrap());
+        options.config.server.public_url = Some(base.clone());
+        let app = server::build(&database.url(), APP_PASSWORD, &options)
+            .await
+            .expect("the app");
+        let keys = app.key_ring();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = app
@@ -157,13 +159,15 @@ impl TestStack {
     /// Another server instance on this stack's database with the same
     /// options: a second replica behind a load balancer.
     pub async fn peer(&self) -> Peer {
-        let app = server::build(&self.database.url(), APP_PASSWORD, &self.options)
-            .await
-            .expect("the peer app");
         let listener = server::bind(([127, 0, 0, 1], 0).into())
             .await
             .expect("a loopback port");
         let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut options = self.options.clone();
+        options.config.server.public_url = Some(base.clone());
+        let app = server::build(&self.database.url(), APP_PASSWORD, &options)
+            .await
+            .expect("the peer app");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = app
