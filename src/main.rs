@@ -2,6 +2,7 @@
 //! tenantry-reference.
 #![forbid(unsafe_code)]
 
+mod checks_cmd;
 mod serve;
 
 use std::process::ExitCode;
@@ -21,10 +22,28 @@ enum Command {
     /// Run the reference stack: Postgres (started for you unless configured),
     /// migrations, and the reference server.
     Serve(serve::ServeArgs),
+    /// The check catalogue: list checks, or explain one.
+    Checks(checks_cmd::ChecksArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let result = match cli.command {
+        // No runtime, no logging: a pure lookup.
+        Command::Checks(args) => checks_cmd::run(args, &mut std::io::stdout().lock()),
+        Command::Serve(args) => with_runtime(serve::run(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logging to stderr (`TENANTRY_LOG` filters) and a multi-threaded runtime for `work`.
+fn with_runtime(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TENANTRY_LOG").unwrap_or_else(|_| {
@@ -33,23 +52,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => serve::run(args).await,
-        }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(work)
 }

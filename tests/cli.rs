@@ -176,3 +176,57 @@ fn help_texts() {
         settings.bind(|| insta::assert_snapshot!(name, String::from_utf8_lossy(&out.stdout)));
     }
 }
+
+#[test]
+fn checks_list_and_explain() {
+    let settings = snapshot_settings();
+    let list = tenantry().args(["checks", "list"]).output().unwrap();
+    assert!(list.status.success());
+    let explain = tenantry()
+        .args(["checks", "explain", "ten-iso-001"])
+        .output()
+        .unwrap();
+    assert!(explain.status.success());
+    let filtered = tenantry()
+        .args([
+            "checks",
+            "list",
+            "--checks",
+            "ORG,TOK-00*",
+            "--min-severity",
+            "critical",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(filtered.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&filtered.stdout).unwrap();
+    let ids: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"ORG-001") && ids.contains(&"TOK-003"), "{ids:?}");
+    assert!(!ids.contains(&"ORG-007") && !ids.contains(&"ISO-001"), "{ids:?}");
+    settings.bind(|| {
+        insta::assert_snapshot!("cli_checks_list", String::from_utf8_lossy(&list.stdout));
+        insta::assert_snapshot!("cli_checks_explain", String::from_utf8_lossy(&explain.stdout));
+    });
+    for (args, message) in [
+        (vec!["checks", "explain", "ISO-999"], "no check `ISO-999`"),
+        (
+            vec!["checks", "list", "--checks", "NOPE"],
+            "`NOPE` matches no check id or family",
+        ),
+    ] {
+        let out = tenantry().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(message), "{args:?}");
+    }
+    let bad = tenantry()
+        .args(["checks", "list", "--min-severity", "huge"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -1,10 +1,13 @@
 //! tenantry-harness: the target-agnostic half of tenantry.
 //!
 //! It speaks HTTP (and, for the database audit, SQL) to a *target* and never
-//! depends on the reference server. This first slice provides the ephemeral
-//! services ([`services`]) that tests, benches and the CLI use to get a real
-//! Postgres and a real Redis in seconds.
+//! depends on the reference server. So far: the ephemeral services
+//! ([`services`]) that tests, benches and the CLI use to get a real Postgres
+//! and a real Redis in seconds; the check catalogue ([`checks`]); and the
+//! canary leak oracle ([`oracle`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod checks;
+pub mod oracle;
 pub mod services;
