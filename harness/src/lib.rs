@@ -8,6 +8,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod checks;
+pub mod client;
 pub mod oracle;
 pub mod services;
+pub mod session;

@@ -1,0 +1,243 @@
+//! The harness's HTTP client: one shared connection pool, bounded
+//! concurrency, a per-request timeout, redirects never followed, and a
+//! transcript of every exchange kept for evidence — with credentials
+//! (Authorization, cookies, registered secrets) redacted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+/// One request.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Method.
+    pub method: String,
+    /// Path and query (appended to the base URL), or an absolute URL.
+    pub path: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// JSON body.
+    pub json: Option<Value>,
+}
+
+impl Request {
+    /// `method path`.
+    pub fn new(method: &str, path: impl Into<String>) -> Self {
+        Self {
+            method: method.into(),
+            path: path.into(),
+            ..Self::default()
+        }
+    }
+
+    /// With a header.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// With a bearer token.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    /// With a JSON body.
+    pub fn json(mut self, body: Value) -> Self {
+        self.json = Some(body);
+        self
+    }
+}
+
+/// One response.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code (0: no response).
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// The redacted transcript of the exchange (evidence).
+    pub transcript: String,
+}
+
+impl Reply {
+    /// The body as JSON (Null if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The whole response as text: status line, headers, body — what the oracle scans.
+    pub fn scan_text(&self) -> Vec<u8> {
+        let mut out = format!("HTTP {}\n", self.status).into_bytes();
+        for (k, v) in &self.headers {
+            out.extend_from_slice(format!("{k}: {v}\n").as_bytes());
+        }
+        out.push(b'\n');
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    permits: Arc<Semaphore>,
+    secrets: Arc<Mutex<Vec<String>>>,
+    sent: Arc<AtomicU64>,
+}
+
+/// Longest body excerpt kept in a transcript.
+pub const EXCERPT: usize = 600;
+
+impl Client {
+    /// A client for `base` with at most `concurrency` requests in flight.
+    pub fn new(base: &str, concurrency: usize, timeout: Duration) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(concurrency)
+                .build()
+                .unwrap_or_default(),
+            base: base.trim_end_matches('/').to_string(),
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            secrets: Arc::default(),
+            sent: Arc::default(),
+        }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Requests sent so far.
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Redacts `secret` from every transcript from now on.
+    pub fn register_secret(&self, secret: &str) {
+        if secret.len() >= 8 {
+            self.secrets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(secret.to_string());
+        }
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in self.secrets.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            out = out.replace(secret.as_str(), "[redacted]");
+        }
+        out
+    }
+
+    /// Sends `request`; transport failures come back as status 0.
+    pub async fn send(&self, request: Request) -> Reply {
+        let _permit = self.permits.acquire().await;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let url = if request.path.starts_with("http://") || request.path.starts_with("https://") {
+            request.path.clone()
+        } else {
+            format!("{}{}", self.base, request.path)
+        };
+        let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut builder = self.http.request(method, &url);
+        for (k, v) in &request.headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        if let Some(body) = &request.json {
+            builder = builder.json(body);
+        }
+        let mut transcript = format!("{} {}\n", request.method, url);
+        for (k, v) in &request.headers {
+            let shown = match k.to_ascii_lowercase().as_str() {
+                "authorization" => "[redacted]".to_string(),
+                "cookie" => redact_cookie(v),
+                _ => v.clone(),
+            };
+            transcript.push_str(&format!("{k}: {shown}\n"));
+        }
+        if let Some(body) = &request.json {
+            transcript.push_str(&format!("\n{body}\n"));
+        }
+        let (status, headers, body) = match builder.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let headers: Vec<(String, String)> = response
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect();
+                let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+                (status, headers, body)
+            }
+            Err(e) => (
+                0,
+                Vec::new(),
+                format!("transport error: {}", e.without_url()).into_bytes(),
+            ),
+        };
+        transcript.push_str(&format!("--> {status}\n"));
+        for (k, v) in &headers {
+            let shown = if k.eq_ignore_ascii_case("set-cookie") {
+                redact_cookie(v)
+            } else {
+                v.clone()
+            };
+            transcript.push_str(&format!("{k}: {shown}\n"));
+        }
+        let excerpt = String::from_utf8_lossy(&body[..body.len().min(EXCERPT)]).into_owned();
+        transcript.push_str(&format!("\n{excerpt}"));
+        if body.len() > EXCERPT {
+            transcript.push_str(&format!("… ({} bytes)", body.len()));
+        }
+        Reply {
+            status,
+            headers,
+            body,
+            transcript: self.redact(&transcript),
+        }
+    }
+}
+
+/// `a=1; b=2` -> `a=[redacted]; b=[redacted]`.
+fn redact_cookie(value: &str) -> String {
+    value
+        .split(';')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) => format!("{}=[redacted]", k.trim()),
+            None => pair.trim().to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_redacted() {
+        assert_eq!(
+            redact_cookie("__session=abc; theme=dark"),
+            "__session=[redacted]; theme=[redacted]"
+        );
+    }
+}
