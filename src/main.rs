@@ -2,6 +2,7 @@
 //! tenantry-reference.
 #![forbid(unsafe_code)]
 
+mod audit_cmd;
 mod checks_cmd;
 mod serve;
 
@@ -24,6 +25,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// The check catalogue: list checks, or explain one.
     Checks(checks_cmd::ChecksArgs),
+    /// Audit a target (or the reference stack, started for you) for tenant-isolation bugs.
+    /// Exit 0: no findings; 1: findings; 2: could not run.
+    Audit(audit_cmd::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,7 +35,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // No runtime, no logging: a pure lookup.
         Command::Checks(args) => checks_cmd::run(args, &mut std::io::stdout().lock()),
-        Command::Serve(args) => with_runtime(serve::run(args)),
+        Command::Serve(args) => with_runtime("warn,tenantry=info,tenantry_reference=info", serve::run(args)),
+        // The reference stack started for an audit logs only warnings.
+        Command::Audit(args) => {
+            match with_runtime("warn,tenantry=info,tenantry_reference=warn", audit_cmd::run(args)) {
+                Ok(code) => return ExitCode::from(code),
+                Err(e) => Err(e),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,12 +54,14 @@ fn main() -> ExitCode {
 }
 
 /// Logging to stderr (`TENANTRY_LOG` filters) and a multi-threaded runtime for `work`.
-fn with_runtime(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+fn with_runtime<T>(
+    default_filter: &str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TENANTRY_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,tenantry=info,tenantry_reference=info")
-            }),
+            tracing_subscriber::EnvFilter::try_from_env("TENANTRY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -230,3 +230,23 @@ fn checks_list_and_explain() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn audit_of_the_reference_stack_is_clean() {
+    let out = tenantry().args(["audit", "--json", "-"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["schema"], "tenantry.audit/1");
+    assert_eq!(report["findings"], serde_json::json!([]));
+    assert!(report["checks_run"].as_array().unwrap().len() >= 14, "{report}");
+    assert!(stderr.contains("0 findings"), "{stderr}");
+    assert!(stderr.contains("starting the reference stack"), "{stderr}");
+    let bad = tenantry()
+        .args(["audit", "--target", "http://127.0.0.1:9"])
+        .env_remove("TENANTRY_TARGET_SECRET_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--secret-key"));
+}
