@@ -36,6 +36,10 @@ pub struct AuditArgs {
     /// Exit 1 only for findings of at least this severity (default: any finding).
     #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
     fail_on: Option<Severity>,
+    /// Seed for every name and canary the harness chooses (printed on every run;
+    /// pass it back to repeat a run).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
     /// Write the JSON report here (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     json: Option<String>,

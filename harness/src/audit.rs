@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::checks::{self, Check, Selection};
 use crate::client::{Client, Reply, Request};
-use crate::oracle::{new_canary, NeedleKind, Oracle};
+use crate::oracle::{new_canary, CanarySource, NeedleKind, Oracle};
 use crate::session::{ClerkApi, Session, SessionError};
 
 /// One org-scoped resource type of the target.
@@ -79,6 +79,13 @@ impl Target {
     }
 }
 
+/// A fresh seed (printed by callers so the run can be repeated).
+pub fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
+    u64::from_le_bytes(bytes)
+}
+
 /// A failed check.
 #[derive(Debug, Clone)]
 pub struct Finding {
@@ -93,6 +100,8 @@ pub struct Finding {
 /// What an audit found.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// The seed the run used.
+    pub seed: u64,
     /// Checks run, in order.
     pub checks_run: Vec<&'static str>,
     /// Findings.
@@ -108,6 +117,7 @@ impl Report {
     pub fn to_json(&self) -> Value {
         serde_json::json!({
             "schema": "tenantry.audit/1",
+            "seed": self.seed.to_string(),
             "checks_run": self.checks_run,
             "requests": self.requests,
             "elapsed_ms": self.elapsed.as_millis() as u64,
@@ -153,6 +163,7 @@ struct Item {
 }
 
 struct Run<'a> {
+    canaries: CanarySource,
     client: Client,
     oracle: Oracle,
     selection: &'a Selection,
@@ -228,17 +239,19 @@ impl Run<'_> {
     }
 }
 
-fn fill(template: &Value, canaries: &mut Vec<String>) -> Value {
+fn fill(template: &Value, source: &mut CanarySource, canaries: &mut Vec<String>) -> Value {
     match template {
         Value::String(s) if s == "{canary}" => {
-            let c = new_canary();
+            let c = source.canary();
             canaries.push(c.clone());
             Value::String(c)
         }
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), fill(v, canaries))).collect())
-        }
-        Value::Array(items) => Value::Array(items.iter().map(|v| fill(v, canaries)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), fill(v, source, canaries)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| fill(v, source, canaries)).collect()),
         other => other.clone(),
     }
 }
@@ -247,12 +260,15 @@ fn refused(status: u16) -> bool {
     matches!(status, 401 | 403 | 404)
 }
 
-/// Runs the audit's first slice against `target`.
-pub async fn run(target: &Target, selection: &Selection) -> Result<Report, AuditError> {
+/// Runs the audit's first slice against `target`. `seed` fixes every name
+/// and canary the harness chooses (the target's own ids still vary).
+pub async fn run(target: &Target, selection: &Selection, seed: u64) -> Result<Report, AuditError> {
     let started = Instant::now();
+    let mut source = CanarySource::new(seed);
     let client = Client::new(&target.base_url, 16, Duration::from_secs(20));
     let identity = ClerkApi::new(client.clone(), &target.secret_key, target.origin.as_deref());
-    let tag = &new_canary()[4..14];
+    let tag_canary = source.canary();
+    let tag = &tag_canary[4..14];
     let password = format!("{}-{}", new_canary(), new_canary());
     client.register_secret(&password);
     let alice_email = format!("alice-{tag}@tenantry.invalid");
@@ -284,17 +300,21 @@ pub async fn run(target: &Target, selection: &Selection) -> Result<Report, Audit
         let _ = oracle.register(id, id, NeedleKind::Id, "organization");
     }
     let mut run = Run {
+        canaries: source,
         client: client.clone(),
         oracle,
         selection,
-        report: Report::default(),
+        report: Report {
+            seed,
+            ..Report::default()
+        },
     };
 
     for resource in &target.resources {
         let mut items = Vec::new();
         for actor in [&a, &b] {
             let mut canaries = Vec::new();
-            let body = fill(&resource.create_body, &mut canaries);
+            let body = fill(&resource.create_body, &mut run.canaries, &mut canaries);
             let reply = run
                 .send(
                     "ISO-004",
@@ -401,7 +421,7 @@ pub async fn run(target: &Target, selection: &Selection) -> Result<Report, Audit
         }
         if run.ran("ISO-002") {
             let mut ignored = Vec::new();
-            let body = fill(&resource.update_body, &mut ignored);
+            let body = fill(&resource.update_body, &mut run.canaries, &mut ignored);
             let reply = run
                 .send(
                     "ISO-002",
@@ -474,7 +494,7 @@ pub async fn run(target: &Target, selection: &Selection) -> Result<Report, Audit
                 let path = format!("{}{sep}{name}={org_a}", resource.list_path);
                 run.send("ORG-002", Some(&b), Request::new("GET", path)).await;
                 let mut ignored = Vec::new();
-                let body = fill(&resource.create_body, &mut ignored);
+                let body = fill(&resource.create_body, &mut run.canaries, &mut ignored);
                 let path = format!("{}{sep}{name}={org_a}", resource.create_path);
                 let created = run
                     .send("ORG-002", Some(&b), Request::new("POST", path.clone()).json(body))

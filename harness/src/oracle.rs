@@ -64,6 +64,42 @@ pub fn new_canary() -> String {
     out
 }
 
+/// Deterministic canaries from a seed (SplitMix64), so a seeded run plants
+/// the same strings again.
+#[derive(Debug, Clone)]
+pub struct CanarySource {
+    state: u64,
+}
+
+impl CanarySource {
+    /// A source for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// The next canary: `tnry` + 24 base32 characters.
+    pub fn canary(&mut self) -> String {
+        const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+        let mut out = String::from("tnry");
+        for _ in 0..2 {
+            let mut v = self.next_u64();
+            for _ in 0..12 {
+                out.push(ALPHABET[(v & 31) as usize] as char);
+                v >>= 5;
+            }
+        }
+        out
+    }
+}
+
 /// Canaries and ids by org, and the automaton over them.
 #[derive(Debug, Default)]
 pub struct Oracle {
@@ -192,6 +228,32 @@ mod tests {
             1,
             "only B's canary is foreign to A"
         );
+    }
+
+    #[test]
+    fn seeded_canaries_repeat_and_differ_by_seed() {
+        let a: Vec<String> = (0..3)
+            .map({
+                let mut s = CanarySource::new(7);
+                move |_| s.canary()
+            })
+            .collect();
+        let b: Vec<String> = (0..3)
+            .map({
+                let mut s = CanarySource::new(7);
+                move |_| s.canary()
+            })
+            .collect();
+        let c: Vec<String> = (0..3)
+            .map({
+                let mut s = CanarySource::new(8);
+                move |_| s.canary()
+            })
+            .collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.iter().all(|x| x.len() == 28 && x.starts_with("tnry")));
+        assert_ne!(a[0], a[1]);
     }
 
     #[test]

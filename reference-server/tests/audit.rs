@@ -12,7 +12,7 @@ use tenantry_harness::checks::Selection;
 
 async fn audit(stack: &TestStack) -> audit::Report {
     let target = Target::reference(&stack.base, SECRET_KEY, Some(PARTY));
-    audit::run(&target, &Selection::default())
+    audit::run(&target, &Selection::default(), audit::random_seed())
         .await
         .expect("the audit runs")
 }
@@ -41,11 +41,23 @@ async fn the_clean_reference_stack_has_no_findings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_seeds_on_the_clean_stack_yield_no_finding() {
+    for seed in 0..20u64 {
+        // A fresh stack per seed: a seed's names and canaries repeat by design.
+        let stack = TestStack::with_proxy().await;
+        let target = Target::reference(&stack.base, SECRET_KEY, Some(PARTY));
+        let report = audit::run(&target, &Selection::default(), seed).await.unwrap();
+        assert!(report.findings.is_empty(), "seed {seed}: {:#}", report.to_json());
+        assert_eq!(report.seed, seed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_selection_runs_only_the_chosen_checks() {
     let stack = TestStack::with_proxy().await;
     let target = Target::reference(&stack.base, SECRET_KEY, Some(PARTY));
     let selection = Selection::parse("ISO-001,ORG", None).unwrap();
-    let report = audit::run(&target, &selection).await.unwrap();
+    let report = audit::run(&target, &selection, 1).await.unwrap();
     assert_eq!(
         report.checks_run,
         ["ISO-001", "ORG-001", "ORG-002", "ORG-003", "ORG-009"]
