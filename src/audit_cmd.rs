@@ -75,8 +75,12 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
             (target, Some(stack))
         }
     };
-    eprintln!("auditing {} ...", target.base_url);
-    let report = audit::run(&target, &selection)
+    let seed = args.seed.unwrap_or_else(audit::random_seed);
+    eprintln!(
+        "auditing {} with seed {seed} (repeat with --seed {seed}) ...",
+        target.base_url
+    );
+    let report = audit::run(&target, &selection, seed)
         .await
         .context("the audit could not run");
     if let Some(stack) = stack {
