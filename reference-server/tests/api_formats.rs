@@ -256,15 +256,7 @@ async fn identity_formats() {
         .await
         .unwrap();
     put("app: template fallback", metrics_before);
-    let metrics = stack
-        .http
-        .get(format!("{}/metrics", stack.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.metrics().await;
     let doc = serde_json::Value::Object(out);
     settings().bind(|| {
         insta::assert_json_snapshot!("reference_identity_formats", doc);

@@ -23,6 +23,8 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::with_query;
+
 /// How long a code lives.
 pub const CODE_TTL: Duration = Duration::from_secs(60);
 
@@ -107,21 +109,6 @@ fn page(status: StatusCode, message: &str) -> Response {
         Json(json!({ "error": "invalid_request", "error_description": message })),
     )
         .into_response()
-}
-
-fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
-    let mut url = base.to_string();
-    let mut sep = if url.contains('?') { '&' } else { '?' };
-    for (k, v) in pairs {
-        url.push(sep);
-        sep = '&';
-        url.push_str(k);
-        url.push('=');
-        url.push_str(
-            &percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string(),
-        );
-    }
-    url
 }
 
 async fn authorize(

@@ -129,7 +129,8 @@ pub struct OAuth {
     flaws: crate::inject::Flaws,
 }
 
-fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
+/// `base` with `pairs` appended as percent-encoded query parameters.
+pub(crate) fn with_query(base: &str, pairs: &[(&str, &str)]) -> String {
     let mut url = base.to_string();
     let mut sep = if url.contains('?') { '&' } else { '?' };
     for (k, v) in pairs {

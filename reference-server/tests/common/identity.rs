@@ -328,15 +328,7 @@ pub async fn template_fallback(stack: &TestStack) -> Check {
     if claims_of(jwt)["sid"] != session.as_str() {
         return Err("the fallback token is not the caller's session token".into());
     }
-    let metrics = stack
-        .http
-        .get(format!("{}/metrics", stack.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.metrics().await;
     if !metrics.contains("tenantry_template_fallback_total{template=\"no-such-template\"} 1") {
         return Err(format!("fallback not counted:\n{metrics}"));
     }

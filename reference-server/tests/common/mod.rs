@@ -26,13 +26,47 @@ use tokio_postgres::NoTls;
 pub const APP_PASSWORD: &str = "tenantry-test-app-password";
 
 pub struct TestStack {
+    // Fields drop in order: the server stops before its database goes.
+    running: Peer,
     pub base: String,
     pub keys: std::sync::Arc<tenantry_reference::identity::keys::KeyRing>,
     pub http: reqwest::Client,
     pub database: Database,
     pub options: StackOptions,
-    server: tokio::task::JoinHandle<()>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Builds the app on `database_url` with `options` (its public URL set to
+/// the loopback port it gets) and serves it until the handle drops.
+async fn launch(
+    database_url: &str,
+    options: &StackOptions,
+) -> (Peer, Arc<tenantry_reference::identity::keys::KeyRing>) {
+    let listener = server::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("a loopback port");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut options = options.clone();
+    options.config.server.public_url = Some(base.clone());
+    let app = server::build(database_url, APP_PASSWORD, &options)
+        .await
+        .expect("the app");
+    let keys = app.key_ring();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = app
+            .serve(listener, async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    (
+        Peer {
+            base,
+            server,
+            shutdown: Some(tx),
+        },
+        keys,
+    )
 }
 
 pub async fn postgres() -> Arc<Postgres> {
@@ -110,25 +144,9 @@ impl TestStack {
         server::prepare_database(&database.url(), APP_PASSWORD, &options)
             .await
             .expect("migrations and flaws");
-        let listener = server::bind(([127, 0, 0, 1], 0).into())
-            .await
-            .expect("a loopback port");
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        options.config.server.public_url = Some(base.clone());
-        let app = server::build(&database.url(), APP_PASSWORD, &options)
-            .await
-            .expect("the app");
-        let keys = app.key_ring();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let _ = app
-                .serve(listener, async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        let (running, keys) = launch(&database.url(), &options).await;
         Self {
-            base,
+            base: running.base.clone(),
             keys,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
@@ -136,8 +154,7 @@ impl TestStack {
                 .unwrap(),
             database,
             options,
-            server,
-            shutdown: Some(tx),
+            running,
         }
     }
 
@@ -159,28 +176,19 @@ impl TestStack {
     /// Another server instance on this stack's database with the same
     /// options: a second replica behind a load balancer.
     pub async fn peer(&self) -> Peer {
-        let listener = server::bind(([127, 0, 0, 1], 0).into())
+        launch(&self.database.url(), &self.options).await.0
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
             .await
-            .expect("a loopback port");
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut options = self.options.clone();
-        options.config.server.public_url = Some(base.clone());
-        let app = server::build(&self.database.url(), APP_PASSWORD, &options)
+            .expect("the server answers")
+            .text()
             .await
-            .expect("the peer app");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let _ = app
-                .serve(listener, async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Peer {
-            base,
-            server,
-            shutdown: Some(tx),
-        }
+            .unwrap_or_default()
     }
 
     /// A superuser connection to this test's database.
@@ -237,16 +245,7 @@ impl TestStack {
     }
 }
 
-impl Drop for TestStack {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.server.abort();
-    }
-}
-
-/// A second server instance (see [`TestStack::peer`]).
+/// A running server instance (the stack's own, or a [`TestStack::peer`]).
 pub struct Peer {
     pub base: String,
     server: tokio::task::JoinHandle<()>,

@@ -369,15 +369,7 @@ pub async fn store_down_then_recovery(stack: &TestStack, redis: &Redis) -> Check
             closed.status, closed.degraded, closed.retry_after
         ));
     }
-    let metrics = stack
-        .http
-        .get(format!("{}/metrics", stack.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = stack.metrics().await;
     if metrics.contains("tenantry_ratelimit_store_errors_total{policy=\"api.read\"} 0") {
         problems.push("store errors not counted".into());
     }
