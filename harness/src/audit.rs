@@ -37,6 +37,21 @@ pub struct Resource {
     pub org_paths: Vec<String>,
 }
 
+/// A background job the target runs per org (an export).
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Start: `POST` here (empty JSON body).
+    pub start_path: String,
+    /// JSON pointer to the job id in the start answer.
+    pub id_pointer: String,
+    /// Poll: `{id}` is replaced.
+    pub poll_path: String,
+    /// JSON pointer to the status while polling.
+    pub status_pointer: String,
+    /// Statuses that mean the job is over.
+    pub final_statuses: Vec<String>,
+}
+
 /// The target.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -52,6 +67,10 @@ pub struct Target {
     pub org_query_params: Vec<String>,
     /// Header names the target might take an org from.
     pub org_headers: Vec<String>,
+    /// Endpoints whose answers the target caches (per org, it should be).
+    pub cached_paths: Vec<String>,
+    /// Background jobs.
+    pub jobs: Vec<Job>,
 }
 
 impl Target {
@@ -75,6 +94,14 @@ impl Target {
             resources: vec![projects],
             org_query_params: vec!["org_id".into(), "organization_id".into(), "orgId".into()],
             org_headers: vec!["x-org-id".into(), "organization-id".into()],
+            cached_paths: vec!["/api/stats".into()],
+            jobs: vec![Job {
+                start_path: "/api/exports".into(),
+                id_pointer: "/id".into(),
+                poll_path: "/api/exports/{id}".into(),
+                status_pointer: "/status".into(),
+                final_statuses: vec!["done".into(), "failed".into()],
+            }],
         }
     }
 }
@@ -630,6 +657,70 @@ pub async fn run(target: &Target, selection: &Selection, seed: u64) -> Result<Re
                         reply.status, resource.name, after.status
                     ),
                     vec![reply.transcript, after.transcript],
+                );
+            }
+        }
+    }
+    if run.ran("ISO-009") {
+        // Alternate A and B on every cached endpoint: each must only ever see its own.
+        for path in &target.cached_paths {
+            for _ in 0..2 {
+                for actor in [&a, &b] {
+                    run.send("ISO-009", Some(actor), Request::new("GET", path.clone()))
+                        .await;
+                }
+            }
+        }
+    }
+    if run.ran("ISO-008") {
+        for job in &target.jobs {
+            let started = run
+                .send(
+                    "ISO-008",
+                    Some(&b),
+                    Request::new("POST", job.start_path.clone()).json(serde_json::json!({})),
+                )
+                .await;
+            let Some(id) = started
+                .json()
+                .pointer(&job.id_pointer)
+                .and_then(Value::as_str)
+                .map(String::from)
+            else {
+                run.finding(
+                    "ISO-008",
+                    format!(
+                        "POST {} answered {} without a job id",
+                        job.start_path, started.status
+                    ),
+                    vec![started.transcript],
+                );
+                continue;
+            };
+            let path = job.poll_path.replace("{id}", &id);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let polled = run
+                    .send("ISO-008", Some(&b), Request::new("GET", path.clone()))
+                    .await;
+                let status = polled
+                    .json()
+                    .pointer(&job.status_pointer)
+                    .and_then(Value::as_str)
+                    .map(String::from);
+                if status.is_some_and(|s| job.final_statuses.contains(&s)) || Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let foreign = run
+                .send("ISO-008", Some(&a), Request::new("GET", path.clone()))
+                .await;
+            if !refused(foreign.status) {
+                run.finding(
+                    "ISO-008",
+                    format!("org A read org B's job {id}: {}", foreign.status),
+                    vec![foreign.transcript],
                 );
             }
         }

@@ -102,6 +102,14 @@ mod with_flaws {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cache_and_job_flaws_are_found_by_iso_008_and_009() {
+        let ids = findings_with(Flaw::CacheKeyWithoutOrg).await;
+        assert!(ids.contains(&"ISO-009"), "{ids:?}");
+        let ids = findings_with(Flaw::JobWithoutOrg).await;
+        assert!(ids.contains(&"ISO-008"), "{ids:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn trust_org_param_is_found_by_org_checks() {
         let ids = findings_with(Flaw::TrustOrgParam).await;
         assert!(ids.contains(&"ORG-002") && ids.contains(&"ORG-003"), "{ids:?}");
