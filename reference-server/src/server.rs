@@ -153,9 +153,20 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
         config.exports.queue_capacity,
         service,
     );
+    // The signing keys live in the identity store, shared by every instance.
+    let identity_store = Store::new(db::identity_pool(
+        admin_url,
+        app_password,
+        config.identity.pool_size,
+        Duration::from_millis(config.database.statement_timeout_ms),
+    )?);
     let keys = Arc::new(
-        KeyRing::new(Duration::from_millis(config.auth.key_overlap_ms))
-            .map_err(|e| StartError::Keys(e.to_string()))?,
+        crate::identity::service::load_key_ring(
+            &identity_store,
+            Duration::from_millis(config.auth.key_overlap_ms),
+        )
+        .await
+        .map_err(|e| StartError::Keys(format!("cannot load signing keys from the identity store: {e}")))?,
     );
     let oauth = Arc::new(oauth(options).await?);
     let mock_provider = Arc::new(mock_provider(options));
@@ -178,22 +189,12 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
     );
     #[cfg(feature = "inject")]
     let verifier = verifier.with_flaws(options.flaws.clone());
-    let identity_pool = db::identity_pool(
-        admin_url,
-        app_password,
-        config.identity.pool_size,
-        Duration::from_millis(config.database.statement_timeout_ms),
-    )?;
     let identity = Arc::new(Identity::new(
-        Store::new(identity_pool),
+        identity_store,
         Arc::clone(&keys),
         config.identity.clone(),
         config.auth.issuer.clone(),
     ));
-    identity
-        .load_keys()
-        .await
-        .map_err(|e| StartError::Keys(format!("cannot load signing keys from the identity store: {e}")))?;
     let key_refresh = AbortOnDrop(tokio::spawn(refresh_keys(Arc::clone(&identity))));
     let proxy = Proxy::new(verifier, config.server.max_body_bytes).with_key_refresh(Arc::clone(&identity));
     #[cfg(feature = "inject")]

@@ -193,6 +193,22 @@ impl KeyRing {
             .map(|(key, _)| Arc::clone(key))
     }
 
+    /// A ring of `active` and `retired` keys (each with how long ago it was
+    /// retired; those past the overlap are left out).
+    pub fn from_parts(active: SigningKey, retired: Vec<(SigningKey, Duration)>, overlap: Duration) -> Self {
+        let ring = Self::with_key(active, overlap);
+        let now = Instant::now();
+        {
+            let mut inner = ring.ring.write().unwrap_or_else(|p| p.into_inner());
+            inner.retired = retired
+                .into_iter()
+                .filter(|(_, ago)| *ago < overlap)
+                .map(|(key, ago)| (Arc::new(key), now.checked_sub(ago).unwrap_or(now)))
+                .collect();
+        }
+        ring
+    }
+
     /// Replaces the ring's contents (from the identity store): `active`
     /// signs; each retired key verifies until `overlap` after it was retired,
     /// `retired_ago` being how long ago that was.

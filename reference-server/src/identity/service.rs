@@ -216,7 +216,8 @@ impl Identity {
             keys,
             config,
             issuer,
-            last_key_refresh: AtomicI64::new(0),
+            // The ring comes freshly loaded from the store.
+            last_key_refresh: AtomicI64::new(now_ms()),
         }
     }
 
@@ -227,31 +228,12 @@ impl Identity {
     /// active key and verifies the recently retired ones.
     pub async fn load_keys(&self) -> Result<()> {
         let overlap_secs = self.keys.overlap().as_secs() as i64;
-        let create = || {
-            let key = super::keys::SigningKey::generate().ok()?;
-            Some((key.kid().to_string(), key.pkcs8_der().to_vec()))
-        };
-        let stored = self.store.signing_keys(overlap_secs, Some(&create)).await?;
+        let stored = self.store.signing_keys(overlap_secs, Some(&create_key)).await?;
         self.install(stored)
     }
 
     fn install(&self, stored: Vec<super::store::StoredKey>) -> Result<()> {
-        let mut active = None;
-        let mut retired = Vec::new();
-        for key in stored {
-            let parsed = super::keys::SigningKey::from_pkcs8(key.kid.clone(), &key.pkcs8).map_err(|e| {
-                tracing::error!(kid = %key.kid, error = %e, "a stored signing key cannot be loaded");
-                IdentityError::Internal
-            })?;
-            match key.retired_ms_ago {
-                None => active = Some(parsed),
-                Some(ms) => retired.push((parsed, std::time::Duration::from_millis(ms.max(0) as u64))),
-            }
-        }
-        let active = active.ok_or_else(|| {
-            tracing::error!("the identity store has no active signing key");
-            IdentityError::Internal
-        })?;
+        let (active, retired) = parse_stored_keys(stored)?;
         self.keys.install(active, retired);
         self.last_key_refresh.store(now_ms(), Ordering::Relaxed);
         Ok(())
@@ -724,6 +706,47 @@ impl Identity {
             })?;
         Ok(IssuedToken { jwt })
     }
+}
+
+type ParsedKeys = (
+    super::keys::SigningKey,
+    Vec<(super::keys::SigningKey, std::time::Duration)>,
+);
+
+/// The active key and the retired ones (with how long ago they retired).
+fn parse_stored_keys(stored: Vec<super::store::StoredKey>) -> Result<ParsedKeys> {
+    let mut active = None;
+    let mut retired = Vec::new();
+    for key in stored {
+        let parsed = super::keys::SigningKey::from_pkcs8(key.kid.clone(), &key.pkcs8).map_err(|e| {
+            tracing::error!(kid = %key.kid, error = %e, "a stored signing key cannot be loaded");
+            IdentityError::Internal
+        })?;
+        match key.retired_ms_ago {
+            None => active = Some(parsed),
+            Some(ms) => retired.push((parsed, std::time::Duration::from_millis(ms.max(0) as u64))),
+        }
+    }
+    let active = active.ok_or_else(|| {
+        tracing::error!("the identity store has no active signing key");
+        IdentityError::Internal
+    })?;
+    Ok((active, retired))
+}
+
+fn create_key() -> Option<(String, Vec<u8>)> {
+    let key = super::keys::SigningKey::generate().ok()?;
+    Some((key.kid().to_string(), key.pkcs8_der().to_vec()))
+}
+
+/// The signing keys as stored (the first key is created if the store has
+/// none), as a ring whose retired keys verify for `overlap`.
+pub async fn load_key_ring(store: &Store, overlap: std::time::Duration) -> Result<KeyRing> {
+    let stored = store
+        .signing_keys(overlap.as_secs() as i64, Some(&create_key))
+        .await?;
+    let (active, retired) = parse_stored_keys(stored)?;
+    Ok(KeyRing::from_parts(active, retired, overlap))
 }
 
 /// The shortcode context of a template: `user`, `org` (null without an
