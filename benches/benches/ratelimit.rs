@@ -48,6 +48,38 @@ fn redis_benchmark(port: u16, clients: usize, sha: &str, key: &str, policy: &Pol
     line.split(',').nth(1)?.trim_matches('"').parse().ok()
 }
 
+/// `iters` decisions spread over `clients` concurrent callers (caller `w`'s
+/// decision `i` is for `key_of(policy, w, i)`); the time, scaled to `iters`.
+async fn drive(
+    store: Arc<RedisStore>,
+    policy: Arc<Policy>,
+    clients: usize,
+    iters: u64,
+    key_of: fn(&Policy, usize, u64) -> String,
+) -> Duration {
+    let per_client = iters.div_ceil(clients as u64);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|w| {
+            let (store, policy) = (Arc::clone(&store), Arc::clone(&policy));
+            tokio::spawn(async move {
+                for i in 0..per_client {
+                    store
+                        .decide(&key_of(&policy, w, i), &policy)
+                        .await
+                        .expect("a decision");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.expect("a bench caller");
+    }
+    started
+        .elapsed()
+        .mul_f64(iters as f64 / (per_client * clients as u64) as f64)
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (redis, store) = rt.block_on(async {
@@ -62,7 +94,7 @@ fn bench(c: &mut Criterion) {
         .and_then(|p| p.trim_end_matches('/').parse().ok())
         .expect("a port in the Redis URL");
     let policy = Arc::new(comparison_policy());
-    let key = Arc::new(store_key("org_bench", &policy.name));
+    let key = store_key("org_bench", &policy.name);
     let sha = store.script_sha(Algorithm::FixedWindow).to_string();
     let out_dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion/ratelimit_redis");
@@ -75,69 +107,32 @@ fn bench(c: &mut Criterion) {
             BenchmarkId::new("store_fixed_window", clients),
             &clients,
             |b, &clients| {
+                // One key: the path redis-benchmark drives too.
                 b.to_async(&rt).iter_custom(|iters| {
-                    let store = Arc::clone(&store);
-                    let policy = Arc::clone(&policy);
-                    let key = Arc::clone(&key);
-                    async move {
-                        let per_client = iters.div_ceil(clients as u64);
-                        let started = Instant::now();
-                        let workers: Vec<_> = (0..clients)
-                            .map(|_| {
-                                let (store, policy, key) =
-                                    (Arc::clone(&store), Arc::clone(&policy), Arc::clone(&key));
-                                tokio::spawn(async move {
-                                    for _ in 0..per_client {
-                                        store.decide(&key, &policy).await.expect("a decision");
-                                    }
-                                })
-                            })
-                            .collect();
-                        for w in workers {
-                            w.await.unwrap();
-                        }
-                        // Time per decision, scaled to the iterations asked for.
-                        started
-                            .elapsed()
-                            .mul_f64(iters as f64 / (per_client * clients as u64) as f64)
-                    }
+                    drive(
+                        Arc::clone(&store),
+                        Arc::clone(&policy),
+                        clients,
+                        iters,
+                        |p, _, _| store_key("org_bench", &p.name),
+                    )
                 });
             },
         );
-        let sliding = Policy::new("bench-sliding", 100, Duration::from_secs(60));
+        let sliding = Arc::new(Policy::new("bench-sliding", 100, Duration::from_secs(60)));
         group.bench_with_input(
             BenchmarkId::new("store_sliding_window", clients),
             &clients,
             |b, &clients| {
-                let sliding = Arc::new(sliding.clone());
+                // 1000 orgs, so admissions and refusals both occur.
                 b.to_async(&rt).iter_custom(|iters| {
-                    let store = Arc::clone(&store);
-                    let policy = Arc::clone(&sliding);
-                    async move {
-                        let per_client = iters.div_ceil(clients as u64);
-                        let started = Instant::now();
-                        let workers: Vec<_> = (0..clients)
-                            .map(|w| {
-                                let (store, policy) = (Arc::clone(&store), Arc::clone(&policy));
-                                tokio::spawn(async move {
-                                    for i in 0..per_client {
-                                        // 1000 orgs, so admissions and refusals both occur.
-                                        let org = format!("org_{}", (i as usize * 31 + w) % 1000);
-                                        store
-                                            .decide(&store_key(&org, &policy.name), &policy)
-                                            .await
-                                            .expect("a decision");
-                                    }
-                                })
-                            })
-                            .collect();
-                        for w in workers {
-                            w.await.unwrap();
-                        }
-                        started
-                            .elapsed()
-                            .mul_f64(iters as f64 / (per_client * clients as u64) as f64)
-                    }
+                    drive(
+                        Arc::clone(&store),
+                        Arc::clone(&sliding),
+                        clients,
+                        iters,
+                        |p, w, i| store_key(&format!("org_{}", (i as usize * 31 + w) % 1000), &p.name),
+                    )
                 });
             },
         );

@@ -131,6 +131,23 @@ async fn envelope(
     Ok(response)
 }
 
+/// The envelope of a sign-in step: the attempt as the response, and in the client.
+async fn sign_in_envelope(
+    identity: &Identity,
+    client_id: &str,
+    attempt: &SignIn,
+    set_cookie: Option<String>,
+) -> Result<Response, ClerkError> {
+    envelope(
+        identity,
+        client_id,
+        resources::sign_in(attempt),
+        Some(attempt),
+        set_cookie,
+    )
+    .await
+}
+
 async fn get_client(
     State(identity): State<Arc<Identity>>,
     headers: HeaderMap,
@@ -177,14 +194,7 @@ async fn create_sign_in(
     let attempt = identity
         .start_sign_in(&client_id, body.identifier.as_deref(), body.password)
         .await?;
-    envelope(
-        &identity,
-        &client_id,
-        resources::sign_in(&attempt),
-        Some(&attempt),
-        cookie,
-    )
-    .await
+    sign_in_envelope(&identity, &client_id, &attempt, cookie).await
 }
 
 async fn get_sign_in(
@@ -194,14 +204,7 @@ async fn get_sign_in(
 ) -> Result<Response, ClerkError> {
     let client_id = require_client(&identity, &headers).await?;
     let attempt = identity.attempt(&id, &client_id).await?;
-    envelope(
-        &identity,
-        &client_id,
-        resources::sign_in(&attempt),
-        Some(&attempt),
-        None,
-    )
-    .await
+    sign_in_envelope(&identity, &client_id, &attempt, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,14 +221,7 @@ async fn update_sign_in(
     let client_id = require_client(&identity, &headers).await?;
     let identifier = body.identifier.ok_or_else(|| ClerkError::missing("identifier"))?;
     let attempt = identity.identify(&id, &client_id, &identifier).await?;
-    envelope(
-        &identity,
-        &client_id,
-        resources::sign_in(&attempt),
-        Some(&attempt),
-        None,
-    )
-    .await
+    sign_in_envelope(&identity, &client_id, &attempt, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,14 +250,7 @@ async fn attempt_first_factor(
     }
     let password = body.password.ok_or_else(|| ClerkError::missing("password"))?;
     let attempt = identity.attempt_password(&id, &client_id, password).await?;
-    envelope(
-        &identity,
-        &client_id,
-        resources::sign_in(&attempt),
-        Some(&attempt),
-        None,
-    )
-    .await
+    sign_in_envelope(&identity, &client_id, &attempt, None).await
 }
 
 fn email_code_strategy(strategy: Option<&str>) -> Result<(), ClerkError> {
@@ -284,14 +273,7 @@ async fn prepare_second_factor(
     let client_id = require_client(&identity, &headers).await?;
     email_code_strategy(body.strategy.as_deref())?;
     let attempt = identity.prepare_email_code(&id, &client_id).await?;
-    envelope(
-        &identity,
-        &client_id,
-        resources::sign_in(&attempt),
-        Some(&attempt),
-        None,
-    )
-    .await
+    sign_in_envelope(&identity, &client_id, &attempt, None).await
 }
 
 async fn attempt_second_factor(
@@ -304,14 +286,7 @@ async fn attempt_second_factor(
     email_code_strategy(body.strategy.as_deref())?;
     let code = body.code.ok_or_else(|| ClerkError::missing("code"))?;
     let attempt = identity.attempt_email_code(&id, &client_id, &code).await?;
-    envelope(
-        &identity,
-        &client_id,
-        resources::sign_in(&attempt),
-        Some(&attempt),
-        None,
-    )
-    .await
+    sign_in_envelope(&identity, &client_id, &attempt, None).await
 }
 
 /// setActive. `active_organization_id`: absent leaves it, null or `""`
