@@ -14,3 +14,4 @@ pub mod client;
 pub mod oracle;
 pub mod services;
 pub mod session;
+pub mod world;

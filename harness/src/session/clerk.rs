@@ -9,15 +9,7 @@ use serde_json::{json, Value};
 
 use crate::client::{Client, Reply, Request};
 
-/// Why the identity service did not cooperate.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("identity service: {step}: {detail}")]
-pub struct SessionError {
-    /// The step.
-    pub step: &'static str,
-    /// What came back.
-    pub detail: String,
-}
+use super::SessionError;
 
 fn fail(step: &'static str, reply: &Reply) -> SessionError {
     SessionError {
@@ -151,6 +143,18 @@ impl ClerkApi {
             "POST",
             &format!("/v1/organizations/{org}/memberships"),
             Some(json!({ "user_id": user, "role": role })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Changes `user`'s role in `org`.
+    pub async fn set_role(&self, org: &str, user: &str, role: &str) -> Result<(), SessionError> {
+        self.backend(
+            "change role",
+            "PATCH",
+            &format!("/v1/organizations/{org}/memberships/{user}"),
+            Some(json!({ "role": role })),
         )
         .await
         .map(|_| ())

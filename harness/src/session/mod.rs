@@ -1,0 +1,289 @@
+//! Session sources: how the harness gets a session token for `user@org`.
+//!
+//! - `clerk-api` ([`clerk`]): a Clerk-compatible identity service (the
+//!   reference server's, or a Clerk development instance) provisions the
+//!   world and issues real tokens.
+//!
+//! Every source provisions a [`WorldSpec`] into a [`World`], hands out tokens
+//! for `user@org` (or the personal account), and applies membership changes.
+
+pub mod clerk;
+
+use std::collections::HashMap;
+
+use crate::client::{Client, Request};
+use crate::oracle::new_canary;
+use crate::world::{Org, User, World, WorldSpec};
+
+pub use clerk::{ClerkApi, Session};
+
+/// Why a session source did not cooperate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("identity service: {step}: {detail}")]
+pub struct SessionError {
+    /// The step.
+    pub step: &'static str,
+    /// What came back.
+    pub detail: String,
+}
+
+impl SessionError {
+    /// An error at `step`.
+    pub fn new(step: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            step,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Where the token goes on a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// `Authorization: Bearer <token>`.
+    #[default]
+    Header,
+    /// `Cookie: __session=<token>`.
+    Cookie,
+}
+
+impl Placement {
+    /// `request` carrying `token`.
+    pub fn apply(self, request: Request, token: &str) -> Request {
+        match self {
+            Placement::Header => request.bearer(token),
+            Placement::Cookie => request.header("cookie", format!("__session={token}")),
+        }
+    }
+}
+
+/// A session source with its state (signed-in devices, minted keys, …).
+#[derive(Debug)]
+pub struct Sessions {
+    source: Source,
+    placement: Placement,
+}
+
+#[derive(Debug)]
+enum Source {
+    Clerk(ClerkSource),
+}
+
+impl Sessions {
+    /// `clerk-api`: the Clerk-compatible identity service behind `client`.
+    pub fn clerk(client: Client, secret_key: &str, origin: Option<&str>) -> Self {
+        Self {
+            source: Source::Clerk(ClerkSource {
+                api: ClerkApi::new(client.clone(), secret_key, origin),
+                client,
+                password: None,
+                devices: HashMap::new(),
+            }),
+            placement: Placement::Header,
+        }
+    }
+
+    /// Tokens go here on requests.
+    pub fn with_placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
+    }
+
+    /// Where tokens go.
+    pub fn placement(&self) -> Placement {
+        self.placement
+    }
+
+    /// Makes `spec` exist at the target.
+    pub async fn provision(&mut self, spec: &WorldSpec) -> Result<World, SessionError> {
+        check_spec(spec)?;
+        match &mut self.source {
+            Source::Clerk(c) => c.provision(spec).await,
+        }
+    }
+
+    /// A fresh token for `user` with `org` active (keys; `None`: the
+    /// personal account).
+    pub async fn token(
+        &mut self,
+        world: &World,
+        user: &str,
+        org: Option<&str>,
+    ) -> Result<String, SessionError> {
+        let user = world
+            .user(user)
+            .ok_or_else(|| SessionError::new("token", format!("no user `{user}` in the world")))?;
+        let org = match org {
+            Some(key) => Some(
+                world
+                    .org(key)
+                    .ok_or_else(|| SessionError::new("token", format!("no org `{key}` in the world")))?,
+            ),
+            None => None,
+        };
+        match &mut self.source {
+            Source::Clerk(c) => c.token(user, org).await,
+        }
+    }
+
+    /// Removes `user` from `org` (keys) at the target and in `world`.
+    pub async fn remove_member(
+        &mut self,
+        world: &mut World,
+        user: &str,
+        org: &str,
+    ) -> Result<(), SessionError> {
+        let (user_id, org_id) = ids(world, user, org)?;
+        match &mut self.source {
+            Source::Clerk(c) => c.api.remove_member(&org_id, &user_id).await?,
+        }
+        if let Some(u) = world.user_mut(user) {
+            u.memberships.retain(|(o, _)| o != org);
+        }
+        Ok(())
+    }
+
+    /// Changes `user`'s role in `org` (keys) at the target and in `world`.
+    pub async fn set_role(
+        &mut self,
+        world: &mut World,
+        user: &str,
+        org: &str,
+        role: &str,
+    ) -> Result<(), SessionError> {
+        let (user_id, org_id) = ids(world, user, org)?;
+        match &mut self.source {
+            Source::Clerk(c) => c.api.set_role(&org_id, &user_id, role).await?,
+        }
+        if let Some(u) = world.user_mut(user) {
+            for (o, r) in &mut u.memberships {
+                if o == org {
+                    *r = role.to_string();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ids(world: &World, user: &str, org: &str) -> Result<(String, String), SessionError> {
+    let u = world
+        .user(user)
+        .ok_or_else(|| SessionError::new("membership", format!("no user `{user}` in the world")))?;
+    let o = world
+        .org(org)
+        .ok_or_else(|| SessionError::new("membership", format!("no org `{org}` in the world")))?;
+    Ok((u.id.clone(), o.id.clone()))
+}
+
+/// Every membership names an org of the spec, every org has a member.
+fn check_spec(spec: &WorldSpec) -> Result<(), SessionError> {
+    for user in &spec.users {
+        for (org, _) in &user.memberships {
+            if !spec.orgs.iter().any(|o| &o.key == org) {
+                return Err(SessionError::new(
+                    "world",
+                    format!(
+                        "user `{}` is a member of `{org}`, which the world does not declare",
+                        user.key
+                    ),
+                ));
+            }
+        }
+    }
+    for org in &spec.orgs {
+        if !spec
+            .users
+            .iter()
+            .any(|u| u.memberships.iter().any(|(o, _)| o == &org.key))
+        {
+            return Err(SessionError::new(
+                "world",
+                format!("org `{}` has no members", org.key),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+struct ClerkSource {
+    api: ClerkApi,
+    client: Client,
+    password: Option<String>,
+    /// One signed-in device per user id.
+    devices: HashMap<String, Session>,
+}
+
+impl ClerkSource {
+    async fn provision(&mut self, spec: &WorldSpec) -> Result<World, SessionError> {
+        let password = self
+            .password
+            .get_or_insert_with(|| format!("{}-{}", new_canary(), new_canary()))
+            .clone();
+        self.client.register_secret(&password);
+        let mut world = World::default();
+        for user in &spec.users {
+            let id = self.api.create_user(&user.email, &password).await?;
+            world.users.push(User {
+                key: user.key.clone(),
+                id,
+                email: user.email.clone(),
+                memberships: Vec::new(),
+            });
+        }
+        for org in &spec.orgs {
+            // The creator becomes admin: pick an admin member if there is one.
+            let members: Vec<(usize, &str)> = spec
+                .users
+                .iter()
+                .enumerate()
+                .filter_map(|(i, u)| {
+                    u.memberships
+                        .iter()
+                        .find(|(o, _)| o == &org.key)
+                        .map(|(_, r)| (i, r.as_str()))
+                })
+                .collect();
+            let (creator, creator_role) = members
+                .iter()
+                .copied()
+                .find(|(_, r)| *r == "org:admin")
+                .unwrap_or(members[0]);
+            let creator_id = world.users[creator].id.clone();
+            let (id, slug) = self.api.create_org(&org.name, &creator_id).await?;
+            if creator_role != "org:admin" {
+                self.api.set_role(&id, &creator_id, creator_role).await?;
+            }
+            world.users[creator]
+                .memberships
+                .push((org.key.clone(), creator_role.to_string()));
+            for &(i, role) in members.iter().filter(|(i, _)| *i != creator) {
+                self.api.add_member(&id, &world.users[i].id, role).await?;
+                world.users[i]
+                    .memberships
+                    .push((org.key.clone(), role.to_string()));
+            }
+            world.orgs.push(Org {
+                key: org.key.clone(),
+                id,
+                slug,
+                name: org.name.clone(),
+            });
+        }
+        Ok(world)
+    }
+
+    async fn token(&mut self, user: &User, org: Option<&Org>) -> Result<String, SessionError> {
+        if !self.devices.contains_key(&user.id) {
+            let password = self.password.clone().ok_or_else(|| {
+                SessionError::new("sign in", "the world was not provisioned by this source")
+            })?;
+            let session = self.api.sign_in(&user.email, &password).await?;
+            self.devices.insert(user.id.clone(), session);
+        }
+        let session = &self.devices[&user.id];
+        self.api.set_active(session, org.map(|o| o.id.as_str())).await?;
+        self.api.token(session).await
+    }
+}
