@@ -21,6 +21,10 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// JSON body.
     pub json: Option<Value>,
+    /// Form body (`application/x-www-form-urlencoded`), pairs in order.
+    pub form: Option<Vec<(String, String)>>,
+    /// Raw body with its content type (e.g. JSON with duplicate keys).
+    pub raw: Option<(String, Vec<u8>)>,
 }
 
 impl Request {
@@ -49,6 +53,40 @@ impl Request {
         self.json = Some(body);
         self
     }
+
+    /// With a form body.
+    pub fn form(mut self, pairs: Vec<(String, String)>) -> Self {
+        self.form = Some(pairs);
+        self
+    }
+
+    /// With a raw body of `content_type`.
+    pub fn raw(mut self, content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        self.raw = Some((content_type.into(), body.into()));
+        self
+    }
+}
+
+/// `application/x-www-form-urlencoded` (also for query strings: spaces as `+`).
+pub fn form_encode(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", form_component(k), form_component(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// One form component, percent-encoded (unreserved characters kept, space as `+`).
+pub fn form_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// One response.
@@ -162,9 +200,23 @@ impl Client {
         for (k, v) in &request.headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
-        if let Some(body) = &request.json {
+        let body_text = if let Some(body) = &request.json {
             builder = builder.json(body);
-        }
+            Some(body.to_string())
+        } else if let Some(pairs) = &request.form {
+            let text = form_encode(pairs);
+            builder = builder
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(text.clone());
+            Some(text)
+        } else if let Some((content_type, bytes)) = &request.raw {
+            builder = builder
+                .header("content-type", content_type.as_str())
+                .body(bytes.clone());
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        } else {
+            None
+        };
         let mut transcript = format!("{} {}\n", request.method, url);
         for (k, v) in &request.headers {
             let shown = match k.to_ascii_lowercase().as_str() {
@@ -174,7 +226,7 @@ impl Client {
             };
             transcript.push_str(&format!("{k}: {shown}\n"));
         }
-        if let Some(body) = &request.json {
+        if let Some(body) = &body_text {
             transcript.push_str(&format!("\n{body}\n"));
         }
         let (status, headers, body) = match builder.send().await {
@@ -232,6 +284,12 @@ fn redact_cookie(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forms_are_encoded() {
+        let pairs = vec![("org id".to_string(), "a&b=c/é".to_string())];
+        assert_eq!(form_encode(&pairs), "org+id=a%26b%3Dc%2F%C3%A9");
+    }
 
     #[test]
     fn cookies_are_redacted() {

@@ -12,6 +12,8 @@ pub mod audit;
 pub mod checks;
 pub mod client;
 pub mod oracle;
+pub mod scenario;
 pub mod services;
 pub mod session;
+pub mod template;
 pub mod world;

@@ -1,0 +1,278 @@
+//! Request templates: one request shape shared by target profiles (TOML),
+//! scenario files (YAML) and campaign reproductions. Values can go anywhere —
+//! path, query (a structured query value is sent JSON-encoded, as tRPC and
+//! other RPC-over-HTTP APIs take their input), headers, cookies, JSON or form
+//! body — and every string may hold `{{ name }}` placeholders, filled at
+//! send time (ids, org ids and slugs, captured values, fresh canaries).
+
+use serde_json::Value;
+
+use crate::client::{form_component, Request};
+
+/// A query parameter's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryValue {
+    /// Sent as is (percent-encoded).
+    Text(String),
+    /// Sent JSON-encoded (`?input={"json":{"id":"…"}}`).
+    Json(Value),
+}
+
+/// A request body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// `application/json`.
+    Json(Value),
+    /// `application/x-www-form-urlencoded`.
+    Form(Vec<(String, String)>),
+}
+
+/// A request with placeholders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestTemplate {
+    /// Method (upper case).
+    pub method: String,
+    /// Path (may hold a query string already).
+    pub path: String,
+    /// Query parameters, in order (repeats allowed).
+    pub query: Vec<(String, QueryValue)>,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Cookies.
+    pub cookies: Vec<(String, String)>,
+    /// Body.
+    pub body: Option<Body>,
+}
+
+impl RequestTemplate {
+    /// `method path` with nothing else.
+    pub fn new(method: &str, path: &str) -> Self {
+        Self {
+            method: method.to_ascii_uppercase(),
+            path: path.into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            cookies: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// Every placeholder name used, in order of appearance (repeats kept).
+    pub fn placeholders(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut text = |s: &str| names.extend(placeholders(s));
+        text(&self.path);
+        for (k, v) in &self.query {
+            text(k);
+            match v {
+                QueryValue::Text(s) => text(s),
+                QueryValue::Json(v) => walk_strings(v, &mut text),
+            }
+        }
+        for (k, v) in self.headers.iter().chain(&self.cookies) {
+            text(k);
+            text(v);
+        }
+        match &self.body {
+            Some(Body::Json(v)) => walk_strings(v, &mut text),
+            Some(Body::Form(pairs)) => {
+                for (k, v) in pairs {
+                    text(k);
+                    text(v);
+                }
+            }
+            None => {}
+        }
+        names
+    }
+
+    /// The request, placeholders filled by `vars` (called once per
+    /// occurrence, so `canary` can be fresh each time).
+    pub fn render(&self, vars: &mut dyn FnMut(&str) -> Option<String>) -> Result<Request, RenderError> {
+        let mut path = fill(&self.path, vars)?;
+        if !self.query.is_empty() {
+            let mut pairs = Vec::new();
+            for (k, v) in &self.query {
+                let value = match v {
+                    QueryValue::Text(s) => fill(s, vars)?,
+                    QueryValue::Json(v) => fill_json(v, vars)?.to_string(),
+                };
+                pairs.push(format!(
+                    "{}={}",
+                    form_component(&fill(k, vars)?),
+                    form_component(&value)
+                ));
+            }
+            path.push(if path.contains('?') { '&' } else { '?' });
+            path.push_str(&pairs.join("&"));
+        }
+        let mut request = Request::new(&self.method, path);
+        for (k, v) in &self.headers {
+            request = request.header(&fill(k, vars)?, fill(v, vars)?);
+        }
+        if !self.cookies.is_empty() {
+            let mut pairs = Vec::new();
+            for (k, v) in &self.cookies {
+                pairs.push(format!("{}={}", fill(k, vars)?, fill(v, vars)?));
+            }
+            request = request.header("cookie", pairs.join("; "));
+        }
+        match &self.body {
+            Some(Body::Json(v)) => request = request.json(fill_json(v, vars)?),
+            Some(Body::Form(pairs)) => {
+                let mut out = Vec::new();
+                for (k, v) in pairs {
+                    out.push((fill(k, vars)?, fill(v, vars)?));
+                }
+                request = request.form(out);
+            }
+            None => {}
+        }
+        Ok(request)
+    }
+}
+
+/// A placeholder with no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// `{{ name }}` has no value here.
+    #[error("no value for `{{{{ {0} }}}}`")]
+    Unknown(String),
+    /// `{{` without `}}`.
+    #[error("unclosed `{{{{` in `{0}`")]
+    Unclosed(String),
+}
+
+/// The placeholder names in `text`.
+pub fn placeholders(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        match after.find("}}") {
+            Some(end) => {
+                out.push(after[..end].trim().to_string());
+                rest = &after[end + 2..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// `text` with every `{{ name }}` replaced by `vars(name)`.
+pub fn fill(text: &str, vars: &mut dyn FnMut(&str) -> Option<String>) -> Result<String, RenderError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| RenderError::Unclosed(text.to_string()))?;
+        let name = after[..end].trim();
+        out.push_str(&vars(name).ok_or_else(|| RenderError::Unknown(name.to_string()))?);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `value` with placeholders filled in every string (keys included).
+pub fn fill_json(value: &Value, vars: &mut dyn FnMut(&str) -> Option<String>) -> Result<Value, RenderError> {
+    Ok(match value {
+        Value::String(s) => Value::String(fill(s, vars)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| fill_json(v, vars))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                out.insert(fill(k, vars)?, fill_json(v, vars)?);
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    })
+}
+
+fn walk_strings(value: &Value, f: &mut dyn FnMut(&str)) {
+    match value {
+        Value::String(s) => f(s),
+        Value::Array(items) => items.iter().for_each(|v| walk_strings(v, f)),
+        Value::Object(map) => {
+            for (k, v) in map {
+                f(k);
+                walk_strings(v, f);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars(name: &str) -> Option<String> {
+        match name {
+            "id" => Some("prj_1".into()),
+            "org" => Some("org_A".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn trpc_style_query_is_json_encoded() {
+        let mut t = RequestTemplate::new("get", "/api/trpc/project.byId");
+        t.query.push((
+            "input".into(),
+            QueryValue::Json(json!({ "json": { "id": "{{ id }}", "orgId": "{{org}}" } })),
+        ));
+        let r = t.render(&mut vars).unwrap();
+        assert_eq!(r.method, "GET");
+        assert_eq!(
+            r.path,
+            "/api/trpc/project.byId?input=%7B%22json%22%3A%7B%22id%22%3A%22prj_1%22%2C%22orgId%22%3A%22org_A%22%7D%7D"
+        );
+    }
+
+    #[test]
+    fn values_go_everywhere() {
+        let mut t = RequestTemplate::new("POST", "/api/orgs/{{ org }}/projects?x=1");
+        t.query
+            .push(("org_id".into(), QueryValue::Text("{{ org }}".into())));
+        t.headers.push(("x-org-id".into(), "{{ org }}".into()));
+        t.cookies.push(("org".into(), "{{ org }}".into()));
+        t.body = Some(Body::Form(vec![("organization_id".into(), "{{ org }}".into())]));
+        let r = t.render(&mut vars).unwrap();
+        assert_eq!(r.path, "/api/orgs/org_A/projects?x=1&org_id=org_A");
+        assert_eq!(
+            r.headers,
+            vec![
+                ("x-org-id".to_string(), "org_A".to_string()),
+                ("cookie".to_string(), "org=org_A".to_string())
+            ]
+        );
+        assert_eq!(r.form, Some(vec![("organization_id".into(), "org_A".into())]));
+        assert_eq!(t.placeholders(), vec!["org"; 5]);
+    }
+
+    #[test]
+    fn unknown_and_unclosed_placeholders_are_errors() {
+        let t = RequestTemplate::new("GET", "/api/{{ nope }}");
+        assert_eq!(
+            t.render(&mut vars).unwrap_err(),
+            RenderError::Unknown("nope".into())
+        );
+        let t = RequestTemplate::new("GET", "/api/{{ id");
+        assert!(matches!(
+            t.render(&mut vars).unwrap_err(),
+            RenderError::Unclosed(_)
+        ));
+    }
+}
