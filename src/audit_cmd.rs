@@ -1,25 +1,26 @@
-//! `tenantry audit`: run the audit against a target, or against the
+//! `tenantry audit`: run the audit against a target profile, or against the
 //! reference stack started for you.
 
-use std::io::Write;
-use std::sync::Arc;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use tenantry_harness::audit::{self, Report, Target};
+use tenantry_harness::audit::{self, Progress, Report};
 use tenantry_harness::checks::{Selection, Severity};
-use tenantry_harness::services::Postgres;
-use tenantry_reference::config::Config;
-use tenantry_reference::server::{self, StackOptions};
+use tenantry_harness::client::Client;
+use tenantry_harness::profile::Profile;
+
+use crate::reference_stack::{self, ORIGIN};
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// Base URL of a target whose identity service is Clerk-compatible (Backend API
-    /// with the test outbox, Frontend API). Without it, the reference stack is
-    /// started for you (ephemeral Postgres, in-process rate-limit and OAuth stores).
-    #[arg(long, value_name = "URL")]
+    /// The target: a profile file (TOML; see docs/profiles.md), or the base URL of a
+    /// running reference server (with --secret-key). Without it, the reference stack
+    /// is started for you.
+    #[arg(long, value_name = "PROFILE|URL")]
     target: Option<String>,
-    /// The target's Backend API secret key.
+    /// With a URL --target: the reference server's Backend API secret key.
     #[arg(
         long,
         env = "TENANTRY_TARGET_SECRET_KEY",
@@ -27,7 +28,7 @@ pub struct AuditArgs {
         hide_env_values = true
     )]
     secret_key: Option<String>,
-    /// Origin to request session tokens as (their azp).
+    /// With a URL --target: the origin to request session tokens as (their azp).
     #[arg(long, value_name = "ORIGIN")]
     origin: Option<String>,
     /// Only these checks: families, ids or globs, comma-separated (e.g. `ISO,ORG-00*`).
@@ -54,39 +55,68 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
         .ok_or_else(|| format!("`{s}` is not a severity; expected info, low, medium, high or critical"))
 }
 
+/// The profile `--target` names.
+fn load_target(args: &AuditArgs, target: &str) -> anyhow::Result<Profile> {
+    if target.starts_with("http://") || target.starts_with("https://") {
+        let key = args
+            .secret_key
+            .clone()
+            .context("--secret-key (or TENANTRY_TARGET_SECRET_KEY) is required with a URL --target")?;
+        let origin = args.origin.as_deref().unwrap_or(ORIGIN);
+        return Ok(Profile::reference(target, &key, origin));
+    }
+    let path = PathBuf::from(target);
+    Ok(Profile::load(&path)?)
+}
+
 /// The exit code: 0 clean, 1 findings.
 pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
     let selection = Selection::parse(args.checks.as_deref().unwrap_or(""), None)?;
-    let (target, stack) = match &args.target {
-        Some(url) => {
-            #[cfg(feature = "inject")]
-            if !args.inject.is_empty() {
+    #[cfg(feature = "inject")]
+    let flaws = args.inject.clone();
+    #[cfg(not(feature = "inject"))]
+    let flaws: Vec<String> = Vec::new();
+    let (profile, stack) = match &args.target {
+        Some(target) => {
+            if !flaws.is_empty() {
                 anyhow::bail!("--inject applies to the reference stack only; drop --target");
             }
-            let key = args
-                .secret_key
-                .clone()
-                .context("--secret-key (or TENANTRY_TARGET_SECRET_KEY) is required with --target")?;
-            (Target::reference(url, &key, args.origin.as_deref()), None)
+            (load_target(&args, target)?, None)
         }
         None => {
-            let stack = start_reference(&args).await?;
-            let target = Target::reference(&stack.base, &stack.secret_key, Some(ORIGIN));
-            (target, Some(stack))
+            let stack = reference_stack::start(&flaws).await?;
+            (stack.profile(), Some(stack))
         }
     };
     let seed = args.seed.unwrap_or_else(audit::random_seed);
     eprintln!(
-        "auditing {} with seed {seed} (repeat with --seed {seed}) ...",
-        target.base_url
+        "auditing {} ({}) with seed {seed} (repeat with --seed {seed}) ...",
+        profile.name, profile.base_url
     );
-    let report = audit::run(&target, &selection, seed)
-        .await
-        .context("the audit could not run");
+    let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
+    let outcome = async {
+        let mut report = pass(&profile, &client, &selection, seed).await?;
+        // Layer ablation, where the harness owns the database: with RLS off,
+        // the app's own org filter must isolate alone.
+        let ablated = selection.clone().and(Selection::parse(ABLATION_CHECKS, None)?);
+        if let Some(stack) = &stack {
+            if audit::selects_any(&ablated) {
+                let tables = stack.switch_off_rls().await?;
+                eprintln!(
+                    "layer ablation: row-level security switched off on {tables} tables; the app filter alone must isolate"
+                );
+                let second = pass(&profile, &client, &ablated, seed.wrapping_add(1)).await?;
+                report.absorb(second, "with RLS off (the app filter alone)");
+            }
+        }
+        anyhow::Ok(report)
+    }
+    .await
+    .context("the audit could not run");
     if let Some(stack) = stack {
         stack.stop().await;
     }
-    let report = report?;
+    let report = outcome?;
     // With the JSON on standard output, the summary goes to standard error.
     if args.json.as_deref() == Some("-") {
         print_summary(&report, &mut std::io::stderr().lock())?;
@@ -107,91 +137,52 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
     ))
 }
 
-const ORIGIN: &str = "http://audit.tenantry.invalid";
+/// Checks re-run with row-level security off (the reference stack only).
+const ABLATION_CHECKS: &str = "ISO-001,ISO-002,ISO-003,ISO-004,ISO-005,ISO-006,ISO-008";
 
-struct Stack {
-    base: String,
-    secret_key: String,
-    pg: Arc<Postgres>,
-    database: tenantry_harness::services::Database,
-    server: tokio::task::JoinHandle<()>,
-    shutdown: tokio::sync::oneshot::Sender<()>,
+async fn pass(profile: &Profile, client: &Client, selection: &Selection, seed: u64) -> anyhow::Result<Report> {
+    let mut sessions = audit::sessions_for(profile, client).await?;
+    let mut bar = ProgressOutput::new();
+    let report = audit::run(profile, client, &mut sessions, selection, seed, &mut |p| bar.update(p)).await;
+    bar.finish();
+    Ok(report?)
 }
 
-impl Stack {
-    /// Stops the server (its pools close) before the database and Postgres go.
-    async fn stop(self) {
-        let _ = self.shutdown.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(15), self.server).await;
-        drop(self.database);
-        drop(self.pg);
-    }
+/// A progress bar on a terminal, plain lines otherwise (CI logs).
+pub struct ProgressOutput {
+    bar: Option<indicatif::ProgressBar>,
 }
 
-async fn start_reference(args: &AuditArgs) -> anyhow::Result<Stack> {
-    let _ = args;
-    eprintln!("no --target: starting the reference stack (ephemeral Postgres; in-process rate-limit and OAuth stores)");
-    let pg = Arc::new(Postgres::start().await.context("starting Postgres")?);
-    let database = pg.create_database().await.context("creating the database")?;
-    let password = tenantry_reference::ids::new_id(tenantry_reference::ids::IdKind::Project);
-    let secret_key = format!(
-        "sk_test_{}",
-        tenantry_reference::ids::new_id(tenantry_reference::ids::IdKind::User).replace('_', "")
-            + &tenantry_reference::ids::new_id(tenantry_reference::ids::IdKind::User).replace('_', "")
-    );
-    let mut config = Config::default();
-    config.identity.secret_key = Some(secret_key.clone());
-    config.auth.authorized_parties = vec![ORIGIN.into()];
-    // An ephemeral stack: a per-run key is all it needs.
-    config.oauth.token_key = Some({
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(tenantry_reference::ids::random_bytes::<32>())
-    });
-    #[cfg_attr(not(feature = "inject"), allow(unused_mut))]
-    let mut options = StackOptions::new(config, false);
-    #[cfg(feature = "inject")]
-    for name in &args.inject {
-        let flaw: tenantry_reference::inject::Flaw = name.parse().map_err(anyhow::Error::msg)?;
-        options.flaws.insert(flaw);
-        eprintln!("WARNING: injected flaw {flaw}");
+impl ProgressOutput {
+    pub fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        Self { bar }
     }
-    options.config.validate()?;
-    server::prepare_database(&database.url(), &password, &options)
-        .await
-        .context("preparing the database")?;
-    let listener = server::bind(([127, 0, 0, 1], 0).into()).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    options.config.server.public_url = Some(base.clone());
-    let app = server::build(&database.url(), &password, &options).await?;
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let _ = app
-            .serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
-    // The listener is bound already; wait until the app answers.
-    let http = reqwest::Client::new();
-    for _ in 0..50 {
-        if http
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
+
+    pub fn update(&mut self, p: &Progress) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(p.total);
+                bar.set_position(p.done);
+                bar.set_message(p.label.clone());
+            }
+            None => eprintln!("[{}/{}] {}", p.done, p.total, p.label),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(Stack {
-        base,
-        secret_key,
-        pg,
-        database,
-        server,
-        shutdown,
-    })
+
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn print_summary(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
@@ -217,11 +208,12 @@ fn print_summary(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     let secs = report.elapsed.as_secs_f64();
     writeln!(
         out,
-        "{} checks, {} findings, {} requests in {:.1} s ({:.0} requests/s)",
+        "{} checks, {} findings, {} requests in {:.1} s ({:.0} requests/s); seed {}",
         report.checks_run.len(),
         report.findings.len(),
         report.requests,
         secs,
-        report.requests as f64 / secs.max(1e-9)
+        report.requests as f64 / secs.max(1e-9),
+        report.seed
     )
 }

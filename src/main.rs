@@ -4,6 +4,7 @@
 
 mod audit_cmd;
 mod checks_cmd;
+mod reference_stack;
 mod serve;
 
 use std::process::ExitCode;

@@ -323,6 +323,8 @@ pub fn find(id: &str) -> Option<&'static Check> {
 pub struct Selection {
     patterns: Vec<String>,
     min_severity: Option<Severity>,
+    /// Another selection a check must also be in.
+    and: Option<Box<Selection>>,
 }
 
 /// Why a selection could not be parsed.
@@ -347,13 +349,25 @@ impl Selection {
         Ok(Self {
             patterns,
             min_severity,
+            and: None,
         })
+    }
+
+    /// Checks in both `self` and `other`.
+    pub fn and(mut self, other: Selection) -> Self {
+        self.and = Some(Box::new(match self.and.take() {
+            Some(inner) => inner.and(other),
+            None => other,
+        }));
+        self
     }
 
     /// Whether `check` is selected.
     pub fn includes(&self, check: &Check) -> bool {
         let by_pattern = self.patterns.is_empty() || self.patterns.iter().any(|p| matches(p, check));
-        by_pattern && self.min_severity.is_none_or(|m| check.severity >= m)
+        by_pattern
+            && self.min_severity.is_none_or(|m| check.severity >= m)
+            && self.and.as_ref().is_none_or(|s| s.includes(check))
     }
 }
 
@@ -409,6 +423,12 @@ mod tests {
         assert!(s.includes(find("TOK-003").unwrap()));
         assert!(!s.includes(find("TOK-012").unwrap()));
         assert!(!s.includes(find("ISO-001").unwrap()));
+        let both = Selection::parse("ISO", None)
+            .unwrap()
+            .and(Selection::parse("ISO-001,ORG-001", None).unwrap());
+        assert!(both.includes(find("ISO-001").unwrap()));
+        assert!(!both.includes(find("ISO-002").unwrap()));
+        assert!(!both.includes(find("ORG-001").unwrap()));
         assert_eq!(
             Selection::parse("NOPE", None).unwrap_err(),
             UnknownSelector("NOPE".into())

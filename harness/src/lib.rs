@@ -12,6 +12,7 @@ pub mod audit;
 pub mod checks;
 pub mod client;
 pub mod oracle;
+pub mod profile;
 pub mod scenario;
 pub mod services;
 pub mod session;

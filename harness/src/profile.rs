@@ -1,0 +1,856 @@
+//! Target profiles (TOML): what tenantry needs to know about a target — its
+//! base URL, how to get session tokens, how to provision the world, its
+//! org-scoped resources as request templates, where it accepts org
+//! identifiers, its cached endpoints and background jobs, and optional
+//! sections (rate limits, OAuth, database) for the attack suites.
+//!
+//! Every error names `file:line:column`. The reference stack's profile is
+//! built in ([`Profile::reference`]) and written in this same format
+//! (`harness/profiles/reference.toml`). `docs/profiles.md` documents the
+//! format with worked REST and tRPC-style profiles.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+use crate::template::{self, Body, QueryValue, RequestTemplate};
+
+/// A profile that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ProfileError {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Where the target's tokens come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionSpec {
+    /// A Clerk-compatible identity service (Backend API with the secret key,
+    /// Frontend API for sign-in; email codes read from its test outbox).
+    ClerkApi {
+        /// Its base URL (default: the target's).
+        api_url: String,
+        /// Backend API secret key.
+        secret_key: String,
+        /// Origin to request tokens as (their `azp`).
+        origin: Option<String>,
+    },
+    /// The harness signs Clerk v2 tokens itself and serves the JWKS.
+    Mint {
+        /// `iss` of minted tokens.
+        issuer: String,
+        /// `azp` of minted tokens.
+        azp: Option<String>,
+        /// Token lifetime.
+        lifetime: Duration,
+        /// Loopback address for the JWKS listener (`127.0.0.1:0`: any port).
+        listen: String,
+        /// Where to write the public key (PEM) for apps configured with it.
+        public_pem: Option<String>,
+    },
+    /// An external command prints a token for user+org.
+    Command {
+        /// Program and arguments (`{{ user_id }}`, `{{ org_id }}`, … filled).
+        argv: Vec<String>,
+        /// Time limit per run.
+        timeout: Duration,
+    },
+}
+
+/// How the world gets into targets that mirror orgs and users locally.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ProvisionSpec {
+    /// Nothing to do (the identity service is the source of truth).
+    #[default]
+    None,
+    /// Clerk-format webhooks signed with the Svix scheme.
+    Webhooks {
+        /// Webhook route (a path on the target or an absolute URL).
+        url: String,
+        /// Signing secret (`whsec_…`).
+        secret: String,
+    },
+    /// A setup command that receives the world as JSON on standard input.
+    Command {
+        /// Program and arguments.
+        argv: Vec<String>,
+        /// Time limit.
+        timeout: Duration,
+    },
+}
+
+/// An org-scoped resource type of the target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// Name (`projects`).
+    pub name: String,
+    /// The parent resource type for nested resources (its id is `{{ parent }}`).
+    pub parent: Option<String>,
+    /// JSON pointer to the id in the create answer.
+    pub id_pointer: String,
+    /// Create (strings `{{ canary }}` become fresh canaries).
+    pub create: RequestTemplate,
+    /// Read one (`{{ id }}`).
+    pub read: Option<RequestTemplate>,
+    /// Update one (`{{ id }}`).
+    pub update: Option<RequestTemplate>,
+    /// Delete one (`{{ id }}`).
+    pub delete: Option<RequestTemplate>,
+    /// List.
+    pub list: Option<RequestTemplate>,
+    /// Search (`{{ q }}`).
+    pub search: Option<RequestTemplate>,
+    /// Actions only an org admin may take (`update`, `delete`, …): a
+    /// demoted admin must lose them (SES-004).
+    pub admin_only: Vec<String>,
+}
+
+/// Places the target might take an org identifier from, probed with a
+/// foreign org (besides every `{{ org }}` in the resource templates).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrgParams {
+    /// Requests with `{{ org }}` in them (org-in-path routes and the like).
+    pub routes: Vec<RequestTemplate>,
+    /// Query parameter names.
+    pub query: Vec<String>,
+    /// Header names.
+    pub headers: Vec<String>,
+    /// Cookie names.
+    pub cookies: Vec<String>,
+    /// JSON body fields, as JSON pointers (`/organization_id`, `/json/orgId`).
+    pub json: Vec<String>,
+    /// Form body fields.
+    pub form: Vec<String>,
+}
+
+/// A background job the target runs per org (an export).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Name.
+    pub name: String,
+    /// Start it.
+    pub start: RequestTemplate,
+    /// JSON pointer to the job id in the start answer.
+    pub id_pointer: String,
+    /// Poll it (`{{ id }}`).
+    pub poll: RequestTemplate,
+    /// JSON pointer to the status while polling.
+    pub status_pointer: String,
+    /// Statuses that mean the job is over.
+    pub done: Vec<String>,
+}
+
+/// A target profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// Name shown in reports.
+    pub name: String,
+    /// Base URL.
+    pub base_url: String,
+    /// Session source.
+    pub session: SessionSpec,
+    /// Tokens go in the Authorization header (false: the `__session` cookie).
+    pub token_in_header: bool,
+    /// World provisioning.
+    pub provision: ProvisionSpec,
+    /// Resource types, parents before children.
+    pub resources: Vec<Resource>,
+    /// Org identifier positions.
+    pub org: OrgParams,
+    /// Endpoints whose answers the target caches (each org must see its own).
+    pub cached: Vec<RequestTemplate>,
+    /// Background jobs.
+    pub jobs: Vec<Job>,
+    /// `[rate_limit]`, `[oauth]`, `[database]`: kept for the attack suites.
+    pub extra: BTreeMap<String, toml::Table>,
+}
+
+/// The reference stack's profile as shipped.
+pub const REFERENCE: &str = include_str!("../profiles/reference.toml");
+
+impl Profile {
+    /// Reads a profile file. `${NAME}` in string values reads environment
+    /// variable NAME (for secrets); a missing variable is an error.
+    pub fn load(path: &Path) -> Result<Self, ProfileError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+            file: file.clone(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read the profile: {e}"),
+        })?;
+        Self::parse(&file, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// The built-in reference-stack profile, pointed at `base_url` with the
+    /// identity service's `secret_key` and `origin`.
+    pub fn reference(base_url: &str, secret_key: &str, origin: &str) -> Self {
+        let vars = |name: &str| match name {
+            "TENANTRY_BASE_URL" => Some(base_url.to_string()),
+            "TENANTRY_SECRET_KEY" => Some(secret_key.to_string()),
+            "TENANTRY_ORIGIN" => Some(origin.to_string()),
+            _ => None,
+        };
+        match Self::parse("<built-in reference profile>", REFERENCE, &vars) {
+            Ok(profile) => profile,
+            // Tested in this module: the shipped file parses.
+            Err(e) => panic!("the built-in reference profile is invalid: {e}"),
+        }
+    }
+
+    /// Parses profile `text` (named `file` in errors); `env` resolves `${NAME}`.
+    pub fn parse(file: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ProfileError> {
+        let at = |span: std::ops::Range<usize>, message: String| {
+            let (line, column) = position(text, span.start);
+            ProfileError {
+                file: file.to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawProfile = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            at(span, e.message().trim_end().to_string())
+        })?;
+        Builder { env, at: &at }.build(raw)
+    }
+}
+
+/// 1-based (line, column) of byte `offset` in `text`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+// --- raw (as written) ---
+
+type S<T> = Spanned<T>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    name: Option<String>,
+    base_url: S<String>,
+    session: S<RawSession>,
+    #[serde(default)]
+    provision: Option<S<RawProvision>>,
+    #[serde(default)]
+    resources: Vec<S<RawResource>>,
+    #[serde(default)]
+    org: Option<RawOrg>,
+    #[serde(default)]
+    cached: Vec<S<RawTemplate>>,
+    #[serde(default)]
+    jobs: Vec<S<RawJob>>,
+    #[serde(default)]
+    rate_limit: Option<toml::Table>,
+    #[serde(default)]
+    oauth: Option<toml::Table>,
+    #[serde(default)]
+    database: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    source: S<String>,
+    #[serde(default)]
+    token_in: Option<S<String>>,
+    // clerk-api
+    api_url: Option<S<String>>,
+    secret_key: Option<S<String>>,
+    origin: Option<S<String>>,
+    // mint
+    issuer: Option<S<String>>,
+    azp: Option<S<String>>,
+    lifetime_secs: Option<S<u64>>,
+    listen: Option<S<String>>,
+    public_pem: Option<S<String>>,
+    // command
+    command: Option<S<Vec<String>>>,
+    timeout_secs: Option<S<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvision {
+    via: S<String>,
+    url: Option<S<String>>,
+    secret: Option<S<String>>,
+    command: Option<S<Vec<String>>>,
+    timeout_secs: Option<S<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResource {
+    name: S<String>,
+    parent: Option<S<String>>,
+    #[serde(default = "default_id")]
+    id: S<String>,
+    create: S<RawTemplate>,
+    read: Option<S<RawTemplate>>,
+    update: Option<S<RawTemplate>>,
+    delete: Option<S<RawTemplate>>,
+    list: Option<S<RawTemplate>>,
+    search: Option<S<RawTemplate>>,
+    #[serde(default)]
+    admin_only: Vec<S<String>>,
+}
+
+fn default_id() -> S<String> {
+    Spanned::new(0..0, "/id".to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrg {
+    #[serde(default)]
+    routes: Vec<S<RawTemplate>>,
+    #[serde(default)]
+    query: Vec<String>,
+    #[serde(default)]
+    headers: Vec<String>,
+    #[serde(default)]
+    cookies: Vec<String>,
+    #[serde(default)]
+    json: Vec<S<String>>,
+    #[serde(default)]
+    form: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    name: Option<String>,
+    start: S<RawTemplate>,
+    #[serde(default = "default_id")]
+    id: S<String>,
+    poll: S<RawTemplate>,
+    status: S<String>,
+    done: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplate {
+    method: Option<S<String>>,
+    path: S<String>,
+    #[serde(default)]
+    query: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    cookies: BTreeMap<String, String>,
+    json: Option<toml::Value>,
+    form: Option<BTreeMap<String, String>>,
+}
+
+// --- building (semantic checks, with positions) ---
+
+struct Builder<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    at: &'a dyn Fn(std::ops::Range<usize>, String) -> ProfileError,
+}
+
+/// Names a template may use, by where it is.
+const RESOURCE_VARS: &[&str] = &["org", "org_slug", "canary", "parent"];
+
+impl Builder<'_> {
+    fn err<T>(&self, span: std::ops::Range<usize>, message: impl fmt::Display) -> Result<T, ProfileError> {
+        Err((self.at)(span, message.to_string()))
+    }
+
+    /// `${NAME}` -> the environment variable.
+    fn expand(&self, value: &S<String>) -> Result<String, ProfileError> {
+        let text = value.get_ref();
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                return self.err(value.span(), "unclosed `${`; write `${NAME}` to read environment variable NAME");
+            };
+            let name = &after[..end];
+            match (self.env)(name) {
+                Some(v) => out.push_str(&v),
+                None => {
+                    return self.err(
+                        value.span(),
+                        format!("environment variable `{name}` is not set"),
+                    )
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn build(&self, raw: RawProfile) -> Result<Profile, ProfileError> {
+        let base_url = self.expand(&raw.base_url)?;
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return self.err(
+                raw.base_url.span(),
+                format!("base_url `{base_url}` is not an http:// or https:// URL"),
+            );
+        }
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let (session, token_in_header) = self.session(&raw.session, &base_url)?;
+        let provision = match &raw.provision {
+            Some(p) => self.provision(p)?,
+            None => ProvisionSpec::None,
+        };
+        let mut resources: Vec<Resource> = Vec::new();
+        for r in &raw.resources {
+            let resource = self.resource(r, &resources)?;
+            resources.push(resource);
+        }
+        let org = match &raw.org {
+            Some(o) => self.org(o)?,
+            None => OrgParams::default(),
+        };
+        let cached = raw
+            .cached
+            .iter()
+            .map(|t| self.template(t, "GET", &["org", "org_slug"]))
+            .collect::<Result<_, _>>()?;
+        let jobs = raw
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| self.job(i, j))
+            .collect::<Result<_, _>>()?;
+        let mut extra = BTreeMap::new();
+        for (name, table) in [
+            ("rate_limit", raw.rate_limit),
+            ("oauth", raw.oauth),
+            ("database", raw.database),
+        ] {
+            if let Some(table) = table {
+                extra.insert(name.to_string(), table);
+            }
+        }
+        Ok(Profile {
+            name: raw.name.unwrap_or_else(|| base_url.clone()),
+            base_url,
+            session,
+            token_in_header,
+            provision,
+            resources,
+            org,
+            cached,
+            jobs,
+            extra,
+        })
+    }
+
+    fn session(&self, raw: &S<RawSession>, base_url: &str) -> Result<(SessionSpec, bool), ProfileError> {
+        let s = raw.get_ref();
+        let token_in_header = match s.token_in.as_ref() {
+            None => true,
+            Some(t) => match t.get_ref().as_str() {
+                "header" => true,
+                "cookie" => false,
+                other => {
+                    return self.err(
+                        t.span(),
+                        format!("token_in = `{other}`; expected `header` (Authorization: Bearer) or `cookie` (__session)"),
+                    )
+                }
+            },
+        };
+        let source = s.source.get_ref().as_str();
+        let allowed: &[&str] = match source {
+            "clerk-api" => &["api_url", "secret_key", "origin"],
+            "mint" => &["issuer", "azp", "lifetime_secs", "listen", "public_pem"],
+            "command" => &["command", "timeout_secs"],
+            other => {
+                return self.err(
+                    s.source.span(),
+                    format!("unknown session source `{other}`; expected `clerk-api`, `mint` or `command`"),
+                )
+            }
+        };
+        let present: [(&str, Option<std::ops::Range<usize>>); 10] = [
+            ("api_url", s.api_url.as_ref().map(|v| v.span())),
+            ("secret_key", s.secret_key.as_ref().map(|v| v.span())),
+            ("origin", s.origin.as_ref().map(|v| v.span())),
+            ("issuer", s.issuer.as_ref().map(|v| v.span())),
+            ("azp", s.azp.as_ref().map(|v| v.span())),
+            ("lifetime_secs", s.lifetime_secs.as_ref().map(|v| v.span())),
+            ("listen", s.listen.as_ref().map(|v| v.span())),
+            ("public_pem", s.public_pem.as_ref().map(|v| v.span())),
+            ("command", s.command.as_ref().map(|v| v.span())),
+            ("timeout_secs", s.timeout_secs.as_ref().map(|v| v.span())),
+        ];
+        for (key, span) in present {
+            if let Some(span) = span {
+                if !allowed.contains(&key) {
+                    return self.err(
+                        span,
+                        format!(
+                            "`{key}` does not apply to session source `{source}`; expected one of: {}",
+                            allowed.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        let opt = |v: &Option<S<String>>| v.as_ref().map(|v| self.expand(v)).transpose();
+        let spec = match source {
+            "clerk-api" => SessionSpec::ClerkApi {
+                api_url: opt(&s.api_url)?.unwrap_or_else(|| base_url.to_string()),
+                secret_key: match &s.secret_key {
+                    Some(k) => self.expand(k)?,
+                    None => {
+                        return self.err(
+                            raw.span(),
+                            "session source `clerk-api` needs `secret_key` (write `secret_key = \"${CLERK_SECRET_KEY}\"` to read it from the environment)",
+                        )
+                    }
+                },
+                origin: opt(&s.origin)?,
+            },
+            "mint" => {
+                let listen = opt(&s.listen)?.unwrap_or_else(|| "127.0.0.1:0".into());
+                if let Some(l) = &s.listen {
+                    match listen.parse::<std::net::SocketAddr>() {
+                        Ok(addr) if addr.ip().is_loopback() => {}
+                        _ => {
+                            return self.err(
+                                l.span(),
+                                format!("listen = `{listen}`; expected a loopback address such as 127.0.0.1:0"),
+                            )
+                        }
+                    }
+                }
+                SessionSpec::Mint {
+                    issuer: match &s.issuer {
+                        Some(i) => self.expand(i)?,
+                        None => {
+                            return self.err(
+                                raw.span(),
+                                "session source `mint` needs `issuer` (the `iss` your app expects)",
+                            )
+                        }
+                    },
+                    azp: opt(&s.azp)?,
+                    lifetime: Duration::from_secs(s.lifetime_secs.as_ref().map_or(60, |v| *v.get_ref())),
+                    listen,
+                    public_pem: opt(&s.public_pem)?,
+                }
+            }
+            _ => {
+                let Some(argv) = &s.command else {
+                    return self.err(
+                        raw.span(),
+                        "session source `command` needs `command = [\"program\", \"arg\", …]`",
+                    );
+                };
+                if argv.get_ref().is_empty() {
+                    return self.err(argv.span(), "`command` is empty; expected [\"program\", \"arg\", …]");
+                }
+                SessionSpec::Command {
+                    argv: argv.get_ref().clone(),
+                    timeout: Duration::from_secs(s.timeout_secs.as_ref().map_or(30, |v| *v.get_ref())),
+                }
+            }
+        };
+        Ok((spec, token_in_header))
+    }
+
+    fn provision(&self, raw: &S<RawProvision>) -> Result<ProvisionSpec, ProfileError> {
+        let p = raw.get_ref();
+        match p.via.get_ref().as_str() {
+            "none" => Ok(ProvisionSpec::None),
+            "webhooks" => {
+                let (Some(url), Some(secret)) = (&p.url, &p.secret) else {
+                    return self.err(
+                        raw.span(),
+                        "provisioning by `webhooks` needs `url` (the target's webhook route) and `secret` (whsec_…)",
+                    );
+                };
+                let secret_value = self.expand(secret)?;
+                if !secret_value.starts_with("whsec_") {
+                    return self.err(
+                        secret.span(),
+                        "the webhook `secret` must be a Svix signing secret (`whsec_…`)",
+                    );
+                }
+                Ok(ProvisionSpec::Webhooks {
+                    url: self.expand(url)?,
+                    secret: secret_value,
+                })
+            }
+            "command" => match &p.command {
+                Some(argv) if !argv.get_ref().is_empty() => Ok(ProvisionSpec::Command {
+                    argv: argv.get_ref().clone(),
+                    timeout: Duration::from_secs(p.timeout_secs.as_ref().map_or(60, |v| *v.get_ref())),
+                }),
+                _ => self.err(
+                    raw.span(),
+                    "provisioning by `command` needs `command = [\"program\", \"arg\", …]`",
+                ),
+            },
+            other => self.err(
+                p.via.span(),
+                format!("unknown provisioning `{other}`; expected `none`, `webhooks` or `command`"),
+            ),
+        }
+    }
+
+    fn resource(&self, raw: &S<RawResource>, earlier: &[Resource]) -> Result<Resource, ProfileError> {
+        let r = raw.get_ref();
+        let name = r.name.get_ref().clone();
+        if earlier.iter().any(|e| e.name == name) {
+            return self.err(r.name.span(), format!("resource `{name}` is declared twice"));
+        }
+        if let Some(parent) = &r.parent {
+            if !earlier.iter().any(|e| &e.name == parent.get_ref()) {
+                return self.err(
+                    parent.span(),
+                    format!(
+                        "parent `{}` is not a resource declared before `{name}`; declared so far: {}",
+                        parent.get_ref(),
+                        list_or_none(earlier.iter().map(|e| e.name.as_str()))
+                    ),
+                );
+            }
+        }
+        self.pointer(&r.id)?;
+        let mut vars: Vec<&str> = RESOURCE_VARS.to_vec();
+        if r.parent.is_none() {
+            vars.retain(|v| *v != "parent");
+        }
+        let create = self.template(&r.create, "POST", &vars)?;
+        let mut with_id = vars.clone();
+        with_id.push("id");
+        let one = |t: &Option<S<RawTemplate>>, method: &str| -> Result<Option<RequestTemplate>, ProfileError> {
+            let Some(t) = t else { return Ok(None) };
+            let built = self.template(t, method, &with_id)?;
+            if !built.placeholders().iter().any(|p| p == "id") {
+                return self.err(t.span(), "this request never uses `{{ id }}`; where does the id go?");
+            }
+            Ok(Some(built))
+        };
+        let mut search_vars = vars.clone();
+        search_vars.push("q");
+        let search = match &r.search {
+            Some(t) => {
+                let built = self.template(t, "GET", &search_vars)?;
+                if !built.placeholders().iter().any(|p| p == "q") {
+                    return self.err(t.span(), "the search request never uses `{{ q }}`; where does the query go?");
+                }
+                Some(built)
+            }
+            None => None,
+        };
+        for action in &r.admin_only {
+            let declared = match action.get_ref().as_str() {
+                "create" => true,
+                "read" => r.read.is_some(),
+                "update" => r.update.is_some(),
+                "delete" => r.delete.is_some(),
+                "list" => r.list.is_some(),
+                "search" => r.search.is_some(),
+                other => {
+                    return self.err(
+                        action.span(),
+                        format!("unknown action `{other}`; expected create, read, update, delete, list or search"),
+                    )
+                }
+            };
+            if !declared {
+                return self.err(
+                    action.span(),
+                    format!("`{}` is admin-only but the resource declares no such request", action.get_ref()),
+                );
+            }
+        }
+        Ok(Resource {
+            name,
+            admin_only: r.admin_only.iter().map(|a| a.get_ref().clone()).collect(),
+            parent: r.parent.as_ref().map(|p| p.get_ref().clone()),
+            id_pointer: r.id.get_ref().clone(),
+            create,
+            read: one(&r.read, "GET")?,
+            update: one(&r.update, "PATCH")?,
+            delete: one(&r.delete, "DELETE")?,
+            list: r.list.as_ref().map(|t| self.template(t, "GET", &vars)).transpose()?,
+            search,
+        })
+    }
+
+    fn org(&self, raw: &RawOrg) -> Result<OrgParams, ProfileError> {
+        let mut routes = Vec::new();
+        for t in &raw.routes {
+            let built = self.template(t, "GET", &["org", "org_slug"])?;
+            if !built.placeholders().iter().any(|p| p == "org" || p == "org_slug") {
+                return self.err(t.span(), "an org route must use `{{ org }}` or `{{ org_slug }}`");
+            }
+            routes.push(built);
+        }
+        for p in &raw.json {
+            self.pointer(p)?;
+        }
+        Ok(OrgParams {
+            routes,
+            query: raw.query.clone(),
+            headers: raw.headers.clone(),
+            cookies: raw.cookies.clone(),
+            json: raw.json.iter().map(|p| p.get_ref().clone()).collect(),
+            form: raw.form.clone(),
+        })
+    }
+
+    fn job(&self, index: usize, raw: &S<RawJob>) -> Result<Job, ProfileError> {
+        let j = raw.get_ref();
+        self.pointer(&j.id)?;
+        self.pointer(&j.status)?;
+        if j.done.is_empty() {
+            return self.err(raw.span(), "`done` lists no final status; expected e.g. [\"done\", \"failed\"]");
+        }
+        let poll = self.template(&j.poll, "GET", &["id", "org", "org_slug"])?;
+        if !poll.placeholders().iter().any(|p| p == "id") {
+            return self.err(j.poll.span(), "the poll request never uses `{{ id }}`");
+        }
+        Ok(Job {
+            name: j.name.clone().unwrap_or_else(|| format!("job {}", index + 1)),
+            start: self.template(&j.start, "POST", &["org", "org_slug", "canary"])?,
+            id_pointer: j.id.get_ref().clone(),
+            poll,
+            status_pointer: j.status.get_ref().clone(),
+            done: j.done.clone(),
+        })
+    }
+
+    fn pointer(&self, p: &S<String>) -> Result<(), ProfileError> {
+        let text = p.get_ref();
+        if !(text.is_empty() || text.starts_with('/')) {
+            return self.err(
+                p.span(),
+                format!("`{text}` is not a JSON pointer; expected e.g. `/id` or `/result/data/json/id`"),
+            );
+        }
+        Ok(())
+    }
+
+    fn template(&self, raw: &S<RawTemplate>, default_method: &str, vars: &[&str]) -> Result<RequestTemplate, ProfileError> {
+        let t = raw.get_ref();
+        let method = match &t.method {
+            Some(m) => {
+                let upper = m.get_ref().to_ascii_uppercase();
+                if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].contains(&upper.as_str()) {
+                    return self.err(m.span(), format!("unknown method `{}`", m.get_ref()));
+                }
+                upper
+            }
+            None => default_method.to_string(),
+        };
+        if !t.path.get_ref().starts_with('/') {
+            return self.err(
+                t.path.span(),
+                format!("path `{}` must start with `/` (it is joined to base_url)", t.path.get_ref()),
+            );
+        }
+        if t.json.is_some() && t.form.is_some() {
+            return self.err(raw.span(), "a request has one body: `json` or `form`, not both");
+        }
+        let mut built = RequestTemplate::new(&method, t.path.get_ref());
+        for (k, v) in &t.query {
+            let value = match v {
+                toml::Value::String(s) => QueryValue::Text(s.clone()),
+                toml::Value::Table(_) | toml::Value::Array(_) => QueryValue::Json(to_json(v)),
+                other => QueryValue::Text(to_json(other).to_string()),
+            };
+            built.query.push((k.clone(), value));
+        }
+        built.headers = t.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        built.cookies = t.cookies.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        built.body = match (&t.json, &t.form) {
+            (Some(v), _) => Some(Body::Json(to_json(v))),
+            (None, Some(f)) => Some(Body::Form(f.iter().map(|(k, v)| (k.clone(), v.clone())).collect())),
+            (None, None) => None,
+        };
+        for name in built.placeholders() {
+            if !vars.contains(&name.as_str()) {
+                return self.err(
+                    raw.span(),
+                    format!(
+                        "`{{{{ {name} }}}}` has no value here; expected one of: {}",
+                        vars.iter().map(|v| format!("{{{{ {v} }}}}")).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+        }
+        // Placeholders must be closed.
+        if let Err(e) = template::fill(&built.path, &mut |_| Some(String::new())) {
+            return self.err(t.path.span(), e);
+        }
+        Ok(built)
+    }
+}
+
+fn list_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<_> = names.map(|n| format!("`{n}`")).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn to_json(value: &toml::Value) -> Value {
+    match value {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::from(*i),
+        toml::Value::Float(f) => Value::from(*f),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(items) => Value::Array(items.iter().map(to_json).collect()),
+        toml::Value::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Profile, ProfileError> {
+        Profile::parse("p.toml", text, &|name| (name == "KEY").then(|| "sk_test_1".to_string()))
+    }
+
+    #[test]
+    fn the_reference_profile_parses() {
+        let p = Profile::reference("http://127.0.0.1:1", "sk_test_x", "http://o.invalid");
+        assert_eq!(p.base_url, "http://127.0.0.1:1");
+        assert_eq!(p.resources[0].name, "projects");
+        assert_eq!(p.resources[1].parent.as_deref(), Some("projects"));
+        assert!(matches!(&p.session, SessionSpec::ClerkApi { secret_key, .. } if secret_key == "sk_test_x"));
+    }
+
+    #[test]
+    fn positions_are_exact() {
+        let e = parse("base_url = \"http://x\"\n[session]\nsource = \"clerk-api\"\nsecret_key = \"${NOPE}\"\n")
+            .unwrap_err();
+        assert_eq!(e.to_string(), "p.toml:4:14: environment variable `NOPE` is not set");
+        assert_eq!(position("ab\ncdé\nf", 8), (3, 1));
+    }
+}

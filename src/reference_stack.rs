@@ -1,0 +1,161 @@
+//! The reference stack, started for commands run without `--target`:
+//! ephemeral Postgres, Redis when `redis-server` is installed (else the
+//! in-process rate-limit and OAuth stores — said plainly), and the reference
+//! server on a loopback port.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tenantry_harness::profile::Profile;
+use tenantry_harness::services::{Database, Postgres, Redis};
+use tenantry_reference::config::Config;
+use tenantry_reference::server::{self, StackOptions};
+
+/// The origin the harness asks for tokens as.
+pub const ORIGIN: &str = "http://audit.tenantry.invalid";
+
+/// A running reference stack.
+pub struct Stack {
+    /// Its base URL.
+    pub base: String,
+    /// Its Backend API secret key.
+    pub secret_key: String,
+    pg: Arc<Postgres>,
+    database: Database,
+    redis: Option<Redis>,
+    server: tokio::task::JoinHandle<()>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Stack {
+    /// The built-in profile pointed at this stack.
+    pub fn profile(&self) -> Profile {
+        Profile::reference(&self.base, &self.secret_key, ORIGIN)
+    }
+
+    /// Layer ablation: switches row-level security off on every table that
+    /// has it, so only the application's own org filter stands between orgs.
+    /// Returns how many tables were changed.
+    pub async fn switch_off_rls(&self) -> anyhow::Result<usize> {
+        let (client, connection) = tokio_postgres::connect(&self.database.url(), tokio_postgres::NoTls)
+            .await
+            .context("connecting to the stack's database as superuser")?;
+        let driver = tokio::spawn(connection);
+        let tables = client
+            .query(
+                "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'r' AND c.relrowsecurity",
+                &[],
+            )
+            .await?;
+        for row in &tables {
+            let table: String = row.get(0);
+            client
+                .batch_execute(&format!("ALTER TABLE {table} DISABLE ROW LEVEL SECURITY"))
+                .await
+                .with_context(|| format!("switching RLS off on {table}"))?;
+        }
+        drop(client);
+        let _ = driver.await;
+        Ok(tables.len())
+    }
+
+    /// Stops the server (its pools close) before the database and Postgres go.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.server).await;
+        drop(self.database);
+        drop(self.pg);
+        drop(self.redis);
+    }
+}
+
+/// Starts the stack with `flaws` injected (names; reference builds with the
+/// `inject` feature only).
+pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
+    let redis = if Redis::available() {
+        Some(Redis::start().await.context("starting Redis")?)
+    } else {
+        None
+    };
+    eprintln!(
+        "no --target: starting the reference stack (ephemeral Postgres; {})",
+        if redis.is_some() {
+            "ephemeral Redis for rate limits and OAuth state"
+        } else {
+            "redis-server is not installed, so rate limits and OAuth state use the in-process stores"
+        }
+    );
+    let pg = Arc::new(Postgres::start().await.context("starting Postgres")?);
+    let database = pg.create_database().await.context("creating the database")?;
+    let password = tenantry_reference::ids::new_id(tenantry_reference::ids::IdKind::Project);
+    let secret_key = format!(
+        "sk_test_{}",
+        tenantry_reference::ids::new_id(tenantry_reference::ids::IdKind::User).replace('_', "")
+            + &tenantry_reference::ids::new_id(tenantry_reference::ids::IdKind::User).replace('_', "")
+    );
+    let mut config = Config::default();
+    config.identity.secret_key = Some(secret_key.clone());
+    config.auth.authorized_parties = vec![ORIGIN.into()];
+    if let Some(redis) = &redis {
+        config.rate_limit.redis_url = Some(redis.url().to_string());
+        config.oauth.redis_url = Some(redis.url().to_string());
+    }
+    // An ephemeral stack: a per-run key is all it needs.
+    config.oauth.token_key = Some({
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(tenantry_reference::ids::random_bytes::<32>())
+    });
+    #[cfg_attr(not(feature = "inject"), allow(unused_mut))]
+    let mut options = StackOptions::new(config, false);
+    #[cfg(feature = "inject")]
+    for name in flaws {
+        let flaw: tenantry_reference::inject::Flaw = name.parse().map_err(anyhow::Error::msg)?;
+        options.flaws.insert(flaw);
+        eprintln!("WARNING: injected flaw {flaw}");
+    }
+    #[cfg(not(feature = "inject"))]
+    if !flaws.is_empty() {
+        anyhow::bail!("this build has no injectable flaws (build with --features inject)");
+    }
+    options.config.validate()?;
+    server::prepare_database(&database.url(), &password, &options)
+        .await
+        .context("preparing the database")?;
+    let listener = server::bind(([127, 0, 0, 1], 0).into()).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    options.config.server.public_url = Some(base.clone());
+    let app = server::build(&database.url(), &password, &options).await?;
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = app
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    // The listener is bound already; wait until the app answers.
+    let http = reqwest::Client::new();
+    for _ in 0..50 {
+        if http
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(Stack {
+        base,
+        secret_key,
+        pg,
+        database,
+        redis,
+        server,
+        shutdown,
+    })
+}
