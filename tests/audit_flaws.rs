@@ -1,0 +1,49 @@
+//! `tenantry audit --inject FLAW` end to end, for every data-plane and proxy
+//! flaw of the ISO and ORG families: exit 1 with a finding of the check
+//! meant to catch it (and the JSON report says so). The TOK, SES, TPL, RL,
+//! OAU and RLS families are the attack suites' and the database audit's.
+#![cfg(feature = "inject")]
+
+use std::process::Command;
+
+fn audit_with(flaw: &str) -> (Option<i32>, serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantry"))
+        .args(["audit", "--seed", "11", "--json", "-", "--inject", flaw])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{flaw}: {e}\n{stderr}"));
+    (out.status.code(), report, stderr)
+}
+
+#[test]
+fn every_data_plane_and_proxy_flaw_fails_the_audit_with_the_right_check() {
+    let cases: &[(&str, &[&str])] = &[
+        // Only visible with RLS off: the audit's layer ablation pass.
+        ("no-app-filter", &["ISO-001", "ISO-002", "ISO-004", "ISO-005"]),
+        ("cache-key-without-org", &["ISO-009"]),
+        ("job-without-org", &["ISO-008"]),
+        ("trust-org-param", &["ORG-002", "ORG-003", "ORG-007"]),
+        ("org-path-unchecked", &["ORG-001", "ORG-007"]),
+    ];
+    for (flaw, expected) in cases {
+        let (code, report, stderr) = audit_with(flaw);
+        assert_eq!(code, Some(1), "{flaw}: {stderr}");
+        assert!(stderr.contains(&format!("WARNING: injected flaw {flaw}")), "{stderr}");
+        let found: Vec<&str> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["check"].as_str().unwrap())
+            .collect();
+        for id in *expected {
+            assert!(found.contains(id), "{flaw}: {id} missing from {found:?}");
+        }
+        // Every finding is one of the families meant to catch the flaw.
+        assert!(
+            found.iter().all(|id| id.starts_with("ISO") || id.starts_with("ORG") || id.starts_with("SES")),
+            "{flaw}: {found:?}"
+        );
+        assert!(!report.to_string().contains("Bearer ey"), "{flaw}: a token leaked into the report");
+    }
+}
