@@ -140,10 +140,23 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
 /// Checks re-run with row-level security off (the reference stack only).
 const ABLATION_CHECKS: &str = "ISO-001,ISO-002,ISO-003,ISO-004,ISO-005,ISO-006,ISO-008";
 
-async fn pass(profile: &Profile, client: &Client, selection: &Selection, seed: u64) -> anyhow::Result<Report> {
+async fn pass(
+    profile: &Profile,
+    client: &Client,
+    selection: &Selection,
+    seed: u64,
+) -> anyhow::Result<Report> {
     let mut sessions = audit::sessions_for(profile, client).await?;
+    if let Some(base) = sessions.issuer_base() {
+        eprintln!(
+            "session source mint: the harness signs the session tokens; JWKS at {base}/.well-known/jwks.json and {base}/v1/jwks (point the app's CLERK_API_URL at {base})"
+        );
+    }
     let mut bar = ProgressOutput::new();
-    let report = audit::run(profile, client, &mut sessions, selection, seed, &mut |p| bar.update(p)).await;
+    let report = audit::run(profile, client, &mut sessions, selection, seed, &mut |p| {
+        bar.update(p)
+    })
+    .await;
     bar.finish();
     Ok(report?)
 }

@@ -29,7 +29,10 @@ fn every_data_plane_and_proxy_flaw_fails_the_audit_with_the_right_check() {
     for (flaw, expected) in cases {
         let (code, report, stderr) = audit_with(flaw);
         assert_eq!(code, Some(1), "{flaw}: {stderr}");
-        assert!(stderr.contains(&format!("WARNING: injected flaw {flaw}")), "{stderr}");
+        assert!(
+            stderr.contains(&format!("WARNING: injected flaw {flaw}")),
+            "{stderr}"
+        );
         let found: Vec<&str> = report["findings"]
             .as_array()
             .unwrap()
@@ -41,9 +44,14 @@ fn every_data_plane_and_proxy_flaw_fails_the_audit_with_the_right_check() {
         }
         // Every finding is one of the families meant to catch the flaw.
         assert!(
-            found.iter().all(|id| id.starts_with("ISO") || id.starts_with("ORG") || id.starts_with("SES")),
+            found
+                .iter()
+                .all(|id| id.starts_with("ISO") || id.starts_with("ORG") || id.starts_with("SES")),
             "{flaw}: {found:?}"
         );
-        assert!(!report.to_string().contains("Bearer ey"), "{flaw}: a token leaked into the report");
+        assert!(
+            !report.to_string().contains("Bearer ey"),
+            "{flaw}: a token leaked into the report"
+        );
     }
 }

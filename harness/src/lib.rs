@@ -9,10 +9,12 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod campaign;
 pub mod checks;
 pub mod client;
 pub mod oracle;
 pub mod profile;
+pub mod provision;
 pub mod scenario;
 pub mod services;
 pub mod session;

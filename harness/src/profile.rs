@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use toml::Spanned;
 
+pub use crate::provision::Provisioning as ProvisionSpec;
 use crate::template::{self, Body, QueryValue, RequestTemplate};
 
 /// A profile that could not be read.
@@ -65,28 +66,6 @@ pub enum SessionSpec {
         /// Program and arguments (`{{ user_id }}`, `{{ org_id }}`, … filled).
         argv: Vec<String>,
         /// Time limit per run.
-        timeout: Duration,
-    },
-}
-
-/// How the world gets into targets that mirror orgs and users locally.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum ProvisionSpec {
-    /// Nothing to do (the identity service is the source of truth).
-    #[default]
-    None,
-    /// Clerk-format webhooks signed with the Svix scheme.
-    Webhooks {
-        /// Webhook route (a path on the target or an absolute URL).
-        url: String,
-        /// Signing secret (`whsec_…`).
-        secret: String,
-    },
-    /// A setup command that receives the world as JSON on standard input.
-    Command {
-        /// Program and arguments.
-        argv: Vec<String>,
-        /// Time limit.
         timeout: Duration,
     },
 }
@@ -385,17 +364,15 @@ impl Builder<'_> {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
             let Some(end) = after.find('}') else {
-                return self.err(value.span(), "unclosed `${`; write `${NAME}` to read environment variable NAME");
+                return self.err(
+                    value.span(),
+                    "unclosed `${`; write `${NAME}` to read environment variable NAME",
+                );
             };
             let name = &after[..end];
             match (self.env)(name) {
                 Some(v) => out.push_str(&v),
-                None => {
-                    return self.err(
-                        value.span(),
-                        format!("environment variable `{name}` is not set"),
-                    )
-                }
+                None => return self.err(value.span(), format!("environment variable `{name}` is not set")),
             }
             rest = &after[end + 1..];
         }
@@ -642,21 +619,28 @@ impl Builder<'_> {
         let create = self.template(&r.create, "POST", &vars)?;
         let mut with_id = vars.clone();
         with_id.push("id");
-        let one = |t: &Option<S<RawTemplate>>, method: &str| -> Result<Option<RequestTemplate>, ProfileError> {
-            let Some(t) = t else { return Ok(None) };
-            let built = self.template(t, method, &with_id)?;
-            if !built.placeholders().iter().any(|p| p == "id") {
-                return self.err(t.span(), "this request never uses `{{ id }}`; where does the id go?");
-            }
-            Ok(Some(built))
-        };
+        let one =
+            |t: &Option<S<RawTemplate>>, method: &str| -> Result<Option<RequestTemplate>, ProfileError> {
+                let Some(t) = t else { return Ok(None) };
+                let built = self.template(t, method, &with_id)?;
+                if !built.placeholders().iter().any(|p| p == "id") {
+                    return self.err(
+                        t.span(),
+                        "this request never uses `{{ id }}`; where does the id go?",
+                    );
+                }
+                Ok(Some(built))
+            };
         let mut search_vars = vars.clone();
         search_vars.push("q");
         let search = match &r.search {
             Some(t) => {
                 let built = self.template(t, "GET", &search_vars)?;
                 if !built.placeholders().iter().any(|p| p == "q") {
-                    return self.err(t.span(), "the search request never uses `{{ q }}`; where does the query go?");
+                    return self.err(
+                        t.span(),
+                        "the search request never uses `{{ q }}`; where does the query go?",
+                    );
                 }
                 Some(built)
             }
@@ -673,14 +657,19 @@ impl Builder<'_> {
                 other => {
                     return self.err(
                         action.span(),
-                        format!("unknown action `{other}`; expected create, read, update, delete, list or search"),
+                        format!(
+                            "unknown action `{other}`; expected create, read, update, delete, list or search"
+                        ),
                     )
                 }
             };
             if !declared {
                 return self.err(
                     action.span(),
-                    format!("`{}` is admin-only but the resource declares no such request", action.get_ref()),
+                    format!(
+                        "`{}` is admin-only but the resource declares no such request",
+                        action.get_ref()
+                    ),
                 );
             }
         }
@@ -693,7 +682,11 @@ impl Builder<'_> {
             read: one(&r.read, "GET")?,
             update: one(&r.update, "PATCH")?,
             delete: one(&r.delete, "DELETE")?,
-            list: r.list.as_ref().map(|t| self.template(t, "GET", &vars)).transpose()?,
+            list: r
+                .list
+                .as_ref()
+                .map(|t| self.template(t, "GET", &vars))
+                .transpose()?,
             search,
         })
     }
@@ -725,7 +718,10 @@ impl Builder<'_> {
         self.pointer(&j.id)?;
         self.pointer(&j.status)?;
         if j.done.is_empty() {
-            return self.err(raw.span(), "`done` lists no final status; expected e.g. [\"done\", \"failed\"]");
+            return self.err(
+                raw.span(),
+                "`done` lists no final status; expected e.g. [\"done\", \"failed\"]",
+            );
         }
         let poll = self.template(&j.poll, "GET", &["id", "org", "org_slug"])?;
         if !poll.placeholders().iter().any(|p| p == "id") {
@@ -752,7 +748,12 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn template(&self, raw: &S<RawTemplate>, default_method: &str, vars: &[&str]) -> Result<RequestTemplate, ProfileError> {
+    fn template(
+        &self,
+        raw: &S<RawTemplate>,
+        default_method: &str,
+        vars: &[&str],
+    ) -> Result<RequestTemplate, ProfileError> {
         let t = raw.get_ref();
         let method = match &t.method {
             Some(m) => {
@@ -767,7 +768,10 @@ impl Builder<'_> {
         if !t.path.get_ref().starts_with('/') {
             return self.err(
                 t.path.span(),
-                format!("path `{}` must start with `/` (it is joined to base_url)", t.path.get_ref()),
+                format!(
+                    "path `{}` must start with `/` (it is joined to base_url)",
+                    t.path.get_ref()
+                ),
             );
         }
         if t.json.is_some() && t.form.is_some() {
@@ -786,7 +790,9 @@ impl Builder<'_> {
         built.cookies = t.cookies.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         built.body = match (&t.json, &t.form) {
             (Some(v), _) => Some(Body::Json(to_json(v))),
-            (None, Some(f)) => Some(Body::Form(f.iter().map(|(k, v)| (k.clone(), v.clone())).collect())),
+            (None, Some(f)) => Some(Body::Form(
+                f.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            )),
             (None, None) => None,
         };
         for name in built.placeholders() {
@@ -795,7 +801,10 @@ impl Builder<'_> {
                     raw.span(),
                     format!(
                         "`{{{{ {name} }}}}` has no value here; expected one of: {}",
-                        vars.iter().map(|v| format!("{{{{ {v} }}}}")).collect::<Vec<_>>().join(", ")
+                        vars.iter()
+                            .map(|v| format!("{{{{ {v} }}}}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 );
             }
@@ -834,7 +843,9 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Profile, ProfileError> {
-        Profile::parse("p.toml", text, &|name| (name == "KEY").then(|| "sk_test_1".to_string()))
+        Profile::parse("p.toml", text, &|name| {
+            (name == "KEY").then(|| "sk_test_1".to_string())
+        })
     }
 
     #[test]
@@ -848,9 +859,13 @@ mod tests {
 
     #[test]
     fn positions_are_exact() {
-        let e = parse("base_url = \"http://x\"\n[session]\nsource = \"clerk-api\"\nsecret_key = \"${NOPE}\"\n")
-            .unwrap_err();
-        assert_eq!(e.to_string(), "p.toml:4:14: environment variable `NOPE` is not set");
+        let e =
+            parse("base_url = \"http://x\"\n[session]\nsource = \"clerk-api\"\nsecret_key = \"${NOPE}\"\n")
+                .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:4:14: environment variable `NOPE` is not set"
+        );
         assert_eq!(position("ab\ncdé\nf", 8), (3, 1));
     }
 }

@@ -18,7 +18,9 @@ use tenantry_harness::profile::Profile;
 async fn audit_with(stack: &TestStack, selection: &Selection, seed: u64) -> audit::Report {
     let profile = Profile::reference(&stack.base, SECRET_KEY, PARTY);
     let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
-    let mut sessions = audit::sessions_for(&profile, &client).await.expect("a session source");
+    let mut sessions = audit::sessions_for(&profile, &client)
+        .await
+        .expect("a session source");
     let mut phases = 0;
     let report = audit::run(&profile, &client, &mut sessions, selection, seed, &mut |p| {
         assert!(p.done <= p.total, "{p:?}");
@@ -46,7 +48,10 @@ async fn the_clean_reference_stack_has_no_findings() {
         );
         // Every ISO, ORG and SES-001..004 check runs against the reference.
         for c in tenantry_harness::checks::CHECKS {
-            if c.family == "ISO" || c.family == "ORG" || ["SES-001", "SES-002", "SES-003", "SES-004"].contains(&c.id) {
+            if c.family == "ISO"
+                || c.family == "ORG"
+                || ["SES-001", "SES-002", "SES-003", "SES-004"].contains(&c.id)
+            {
                 assert!(report.checks_run.contains(&c.id), "{} did not run", c.id);
             }
         }
@@ -87,7 +92,10 @@ async fn a_selection_runs_only_the_chosen_checks() {
     run.sort();
     assert_eq!(
         run,
-        ["ISO-001", "ORG-001", "ORG-002", "ORG-003", "ORG-004", "ORG-005", "ORG-006", "ORG-007", "ORG-008", "ORG-009"]
+        [
+            "ISO-001", "ORG-001", "ORG-002", "ORG-003", "ORG-004", "ORG-005", "ORG-006", "ORG-007",
+            "ORG-008", "ORG-009"
+        ]
     );
 }
 

@@ -62,7 +62,12 @@ fn encodings(id: &str) -> Vec<Variant> {
         });
     }
     // A Cyrillic confusable for the first Latin letter that has one.
-    for (latin, cyrillic) in [('o', "\u{043E}"), ('a', "\u{0430}"), ('e', "\u{0435}"), ('c', "\u{0441}")] {
+    for (latin, cyrillic) in [
+        ('o', "\u{043E}"),
+        ('a', "\u{0430}"),
+        ('e', "\u{0435}"),
+        ('c', "\u{0441}"),
+    ] {
         if let Some(pos) = id.find(latin) {
             let confusable = format!("{}{cyrillic}{}", &id[..pos], &id[pos + 1..]);
             out.push(Variant {
@@ -86,7 +91,11 @@ fn with_query(request: &Request, pairs: &[(String, String)]) -> Request {
 
 fn with_cookie(request: &Request, name: &str, value: &str) -> Request {
     let mut r = request.clone();
-    match r.headers.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case("cookie")) {
+    match r
+        .headers
+        .iter_mut()
+        .find(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+    {
         Some((_, v)) => v.push_str(&format!("; {name}={value}")),
         None => r.headers.push(("cookie".into(), format!("{name}={value}"))),
     }
@@ -114,7 +123,9 @@ fn set_pointer(value: &mut Value, pointer: &str, to: Value) {
             map.insert(part.clone(), to);
             return;
         }
-        current = map.entry(part.clone()).or_insert_with(|| Value::Object(serde_json::Map::new()));
+        current = map
+            .entry(part.clone())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
     }
 }
 
@@ -150,28 +161,48 @@ struct Write {
 }
 
 pub(super) async fn run(run: &mut Run<'_>, a: &Actor, b: &Actor) -> Result<(), AuditError> {
-    let Some(victim) = a.org.clone() else { return Ok(()) };
+    let Some(victim) = a.org.clone() else {
+        return Ok(());
+    };
     let mut scratch = Vec::new();
     let org = run.profile.org.clone();
 
     // Org routes: the id, the slug, the encodings.
     if run.ran("ORG-001") {
         for route in &org.routes {
-            let request = run.render(route, b, Some((&victim.id, &victim.slug)), &Vars::default(), &mut scratch)?;
+            let request = run.render(
+                route,
+                b,
+                Some((&victim.id, &victim.slug)),
+                &Vars::default(),
+                &mut scratch,
+            )?;
             run.send("ORG-001", b, request).await;
         }
     }
     if run.ran("ORG-008") {
         for route in &org.routes {
             // Slug where the id goes, id where the slug goes.
-            let request = run.render(route, b, Some((&victim.slug, &victim.id)), &Vars::default(), &mut scratch)?;
+            let request = run.render(
+                route,
+                b,
+                Some((&victim.slug, &victim.id)),
+                &Vars::default(),
+                &mut scratch,
+            )?;
             run.send("ORG-008", b, request).await;
         }
     }
     if run.ran("ORG-007") {
         for route in &org.routes {
             for variant in encodings(&victim.id) {
-                let request = run.render(route, b, Some((&variant.query, &victim.slug)), &Vars::default(), &mut scratch)?;
+                let request = run.render(
+                    route,
+                    b,
+                    Some((&variant.query, &victim.slug)),
+                    &Vars::default(),
+                    &mut scratch,
+                )?;
                 run.send("ORG-007", b, request).await;
             }
         }
@@ -211,7 +242,10 @@ pub(super) async fn run(run: &mut Run<'_>, a: &Actor, b: &Actor) -> Result<(), A
             for (check, what, transcript) in landed {
                 run.finding(
                     check,
-                    format!("{what} as {} wrote into org a (seen in {}'s {} list)", b.label, a.label, resource.name),
+                    format!(
+                        "{what} as {} wrote into org a (seen in {}'s {} list)",
+                        b.label, a.label, resource.name
+                    ),
                     vec![transcript, reply.transcript.clone()],
                 );
             }
@@ -228,8 +262,12 @@ async fn forge_resource(
     b: &Actor,
     writes: &mut HashMap<String, Write>,
 ) -> Result<(), AuditError> {
-    let Some(victim) = a.org.clone() else { return Ok(()) };
-    let Some(item_b) = run.item(&resource.name, "b") else { return Ok(()) };
+    let Some(victim) = a.org.clone() else {
+        return Ok(());
+    };
+    let Some(item_b) = run.item(&resource.name, "b") else {
+        return Ok(());
+    };
     let org = run.profile.org.clone();
     let mut scratch = Vec::new();
     let own = Vars {
@@ -245,8 +283,14 @@ async fn forge_resource(
         let base = run.render(read, b, None, &own, &mut scratch)?;
         let mut probes: Vec<(&'static str, Request)> = Vec::new();
         for name in &org.query {
-            probes.push(("ORG-002", with_query(&base, &[(name.clone(), form_component(&id))])));
-            probes.push(("ORG-008", with_query(&base, &[(name.clone(), form_component(&victim.slug))])));
+            probes.push((
+                "ORG-002",
+                with_query(&base, &[(name.clone(), form_component(&id))]),
+            ));
+            probes.push((
+                "ORG-008",
+                with_query(&base, &[(name.clone(), form_component(&victim.slug))]),
+            ));
         }
         for name in &org.headers {
             probes.push(("ORG-003", base.clone().header(name, id.clone())));
@@ -262,11 +306,23 @@ async fn forge_resource(
             let own_id = b.org.as_ref().map(|o| o.id.clone()).unwrap_or_default();
             probes.push((
                 "ORG-007",
-                with_query(&base, &[(name.clone(), form_component(&own_id)), (name.clone(), form_component(&id))]),
+                with_query(
+                    &base,
+                    &[
+                        (name.clone(), form_component(&own_id)),
+                        (name.clone(), form_component(&id)),
+                    ],
+                ),
             ));
             probes.push((
                 "ORG-007",
-                with_query(&base, &[(name.clone(), form_component(&id)), (name.clone(), form_component(&own_id))]),
+                with_query(
+                    &base,
+                    &[
+                        (name.clone(), form_component(&id)),
+                        (name.clone(), form_component(&own_id)),
+                    ],
+                ),
             ));
         }
         if let Some(name) = org.headers.first() {
@@ -279,7 +335,10 @@ async fn forge_resource(
         // Every `{{ org }}` of the template itself, filled with org a.
         if read.placeholders().iter().any(|p| p == "org" || p == "org_slug") {
             let check = org_position(read);
-            probes.push((check, run.render(read, b, Some((&victim.id, &victim.slug)), &own, &mut scratch)?));
+            probes.push((
+                check,
+                run.render(read, b, Some((&victim.id, &victim.slug)), &own, &mut scratch)?,
+            ));
         }
         for (check, request) in probes {
             if run.ran(check) {
@@ -292,28 +351,50 @@ async fn forge_resource(
     // must never appear in org a.
     let create = resource.create.clone();
     let mut attempts: Vec<(&'static str, String, Request, Vec<String>)> = Vec::new();
-    let fresh = |run: &mut Run<'_>, org_override: Option<(&str, &str)>| -> Result<(Request, Vec<String>), AuditError> {
+    let fresh = |run: &mut Run<'_>,
+                 org_override: Option<(&str, &str)>|
+     -> Result<(Request, Vec<String>), AuditError> {
         let mut written = Vec::new();
         let request = run.render(&create, b, org_override, &own, &mut written)?;
         Ok((request, written))
     };
     for name in &org.query {
         let (r, w) = fresh(run, None)?;
-        attempts.push(("ORG-002", format!("create {} with ?{name}=<org a>", resource.name), with_query(&r, &[(name.clone(), form_component(&id))]), w));
+        attempts.push((
+            "ORG-002",
+            format!("create {} with ?{name}=<org a>", resource.name),
+            with_query(&r, &[(name.clone(), form_component(&id))]),
+            w,
+        ));
     }
     for name in &org.headers {
         let (r, w) = fresh(run, None)?;
-        attempts.push(("ORG-003", format!("create {} with {name}: <org a>", resource.name), r.header(name, id.clone()), w));
+        attempts.push((
+            "ORG-003",
+            format!("create {} with {name}: <org a>", resource.name),
+            r.header(name, id.clone()),
+            w,
+        ));
     }
     for name in &org.cookies {
         let (r, w) = fresh(run, None)?;
-        attempts.push(("ORG-006", format!("create {} with cookie {name}=<org a>", resource.name), with_cookie(&r, name, &id), w));
+        attempts.push((
+            "ORG-006",
+            format!("create {} with cookie {name}=<org a>", resource.name),
+            with_cookie(&r, name, &id),
+            w,
+        ));
     }
     for pointer in &org.json {
         let (mut r, w) = fresh(run, None)?;
         if let Some(body) = r.json.as_mut() {
             set_pointer(body, pointer, Value::String(id.clone()));
-            attempts.push(("ORG-004", format!("create {} with JSON {pointer} = <org a>", resource.name), r, w));
+            attempts.push((
+                "ORG-004",
+                format!("create {} with JSON {pointer} = <org a>", resource.name),
+                r,
+                w,
+            ));
         }
     }
     if let Some(pointer) = org.json.first() {
@@ -355,11 +436,25 @@ async fn forge_resource(
         pairs.push((name.clone(), id.clone()));
         let mut r = r;
         r.json = None;
-        attempts.push(("ORG-005", format!("create {} as a form with {name}=<org a>", resource.name), r.form(pairs), w));
+        attempts.push((
+            "ORG-005",
+            format!("create {} as a form with {name}=<org a>", resource.name),
+            r.form(pairs),
+            w,
+        ));
     }
-    if create.placeholders().iter().any(|p| p == "org" || p == "org_slug") {
+    if create
+        .placeholders()
+        .iter()
+        .any(|p| p == "org" || p == "org_slug")
+    {
         let (r, w) = fresh(run, Some((&victim.id, &victim.slug)))?;
-        attempts.push((org_position(&create), format!("create {} with the template's org set to org a", resource.name), r, w));
+        attempts.push((
+            org_position(&create),
+            format!("create {} with the template's org set to org a", resource.name),
+            r,
+            w,
+        ));
     }
     for (check, what, request, written) in attempts {
         if !run.ran(check) {
@@ -392,7 +487,10 @@ mod tests {
         let mut v = json!({ "json": { "name": "x" } });
         set_pointer(&mut v, "/json/orgId", json!("org_A"));
         set_pointer(&mut v, "/organization_id", json!("org_A"));
-        assert_eq!(v, json!({ "json": { "name": "x", "orgId": "org_A" }, "organization_id": "org_A" }));
+        assert_eq!(
+            v,
+            json!({ "json": { "name": "x", "orgId": "org_A" }, "organization_id": "org_A" })
+        );
     }
 
     #[test]
@@ -415,8 +513,12 @@ mod tests {
     #[test]
     fn org_positions_name_their_check() {
         let mut t = RequestTemplate::new("GET", "/x");
-        t.query.push(("input".into(), QueryValue::Json(json!({ "orgId": "{{ org }}" }))));
+        t.query
+            .push(("input".into(), QueryValue::Json(json!({ "orgId": "{{ org }}" }))));
         assert_eq!(org_position(&t), "ORG-002");
-        assert_eq!(org_position(&RequestTemplate::new("GET", "/o/{{ org }}/x")), "ORG-001");
+        assert_eq!(
+            org_position(&RequestTemplate::new("GET", "/o/{{ org }}/x")),
+            "ORG-001"
+        );
     }
 }

@@ -21,7 +21,7 @@ use crate::checks::{self, Check, Selection};
 use crate::client::{Client, Reply, Request};
 use crate::oracle::{CanarySource, NeedleKind, Oracle};
 use crate::profile::{Profile, SessionSpec};
-use crate::session::{Placement, SessionError, Sessions};
+use crate::session::{CommandConfig, MintConfig, Placement, SessionError, Sessions};
 use crate::template::{RenderError, RequestTemplate};
 use crate::world::{Org, OrgSpec, UserSpec, World, WorldSpec};
 
@@ -140,7 +140,10 @@ pub struct Progress {
 pub fn selects_any(selection: &Selection) -> bool {
     checks::CHECKS
         .iter()
-        .filter(|c| matches!(c.family, "ISO" | "ORG" | "SES") && !matches!(c.id, "SES-005" | "SES-006" | "SES-007" | "SES-008"))
+        .filter(|c| {
+            matches!(c.family, "ISO" | "ORG" | "SES")
+                && !matches!(c.id, "SES-005" | "SES-006" | "SES-007" | "SES-008")
+        })
         .any(|c| selection.includes(c))
 }
 
@@ -164,12 +167,31 @@ pub async fn sessions_for(profile: &Profile, client: &Client) -> Result<Sessions
             };
             Sessions::clerk(identity, secret_key, origin.as_deref())
         }
-        SessionSpec::Mint { .. } | SessionSpec::Command { .. } => {
-            return Err(AuditError::Session(SessionError::new(
-                "session source",
-                "this build of the harness supports only the clerk-api source",
-            )))
+        SessionSpec::Mint {
+            issuer,
+            azp,
+            lifetime,
+            listen,
+            public_pem,
+        } => {
+            let mut config = MintConfig::new(issuer.clone());
+            config.azp = azp.clone();
+            config.lifetime = *lifetime;
+            config.listen = listen.parse().map_err(|_| {
+                SessionError::new("session source", format!("listen = `{listen}` is not an address"))
+            })?;
+            config.public_pem = public_pem.as_ref().map(std::path::PathBuf::from);
+            config.provisioning = profile.provision.clone();
+            Sessions::mint(config, client.clone()).await?
         }
+        SessionSpec::Command { argv, timeout } => Sessions::command(
+            CommandConfig {
+                argv: argv.clone(),
+                timeout: *timeout,
+                provisioning: profile.provision.clone(),
+            },
+            client.clone(),
+        )?,
     };
     Ok(sessions.with_placement(placement))
 }
@@ -300,9 +322,12 @@ impl Run<'_> {
         })?;
         let owner = actor.org_id().to_string();
         for c in fresh.iter() {
-            let _ = self
-                .oracle
-                .register(c, &owner, NeedleKind::Canary, &format!("written by {}", actor.label));
+            let _ = self.oracle.register(
+                c,
+                &owner,
+                NeedleKind::Canary,
+                &format!("written by {}", actor.label),
+            );
         }
         Ok(request)
     }
@@ -434,7 +459,12 @@ fn world_spec(tag: &str) -> WorldSpec {
     }
 }
 
-async fn actor(sessions: &mut Sessions, world: &World, user: &str, org: Option<&str>) -> Result<Actor, AuditError> {
+async fn actor(
+    sessions: &mut Sessions,
+    world: &World,
+    user: &str,
+    org: Option<&str>,
+) -> Result<Actor, AuditError> {
     let token = sessions.token(world, user, org).await?;
     Ok(Actor {
         label: match org {
@@ -464,7 +494,9 @@ pub async fn run(
     let tag = tag_canary[4..14].to_string();
     let health = client.send(Request::new("GET", "/")).await;
     if health.status == 0 {
-        return Err(AuditError::Unreachable(String::from_utf8_lossy(&health.body).into_owned()));
+        return Err(AuditError::Unreachable(
+            String::from_utf8_lossy(&health.body).into_owned(),
+        ));
     }
     let mut world = sessions.provision(&world_spec(&tag)).await?;
     let mut oracle = Oracle::new();
@@ -502,7 +534,10 @@ pub async fn run(
     for resource in &profile.resources {
         for actor in [&a, &b] {
             let item = probes::create(&mut run, resource, actor).await?;
-            let key = (resource.name.clone(), actor.org.as_ref().map(|o| o.key.clone()).unwrap_or_default());
+            let key = (
+                resource.name.clone(),
+                actor.org.as_ref().map(|o| o.key.clone()).unwrap_or_default(),
+            );
             run.items.entry(key).or_default().push(item);
         }
     }

@@ -44,7 +44,11 @@ impl Run<'_> {
 
 /// Creates one `resource` as `actor` (under its org's parent item) and
 /// registers its canaries and id to the actor's org.
-pub(super) async fn create(run: &mut Run<'_>, resource: &Resource, actor: &Actor) -> Result<Item, AuditError> {
+pub(super) async fn create(
+    run: &mut Run<'_>,
+    resource: &Resource,
+    actor: &Actor,
+) -> Result<Item, AuditError> {
     let parent = run.own_parent(resource, actor);
     let mut canaries = Vec::new();
     let vars = Vars {
@@ -73,12 +77,9 @@ pub(super) async fn create(run: &mut Run<'_>, resource: &Resource, actor: &Actor
         })?;
     let owner = actor.org_id().to_string();
     for c in &canaries {
-        let _ = run.oracle.register(
-            c,
-            &owner,
-            NeedleKind::Canary,
-            &format!("{} {id}", resource.name),
-        );
+        let _ = run
+            .oracle
+            .register(c, &owner, NeedleKind::Canary, &format!("{} {id}", resource.name));
     }
     let _ = run
         .oracle
@@ -183,7 +184,10 @@ pub(super) async fn resource(
             if reply.status != 401 {
                 run.finding(
                     "ISO-013",
-                    format!("{method} {path} without a token answered {} (expected 401)", reply.status),
+                    format!(
+                        "{method} {path} without a token answered {} (expected 401)",
+                        reply.status
+                    ),
                     vec![reply.transcript],
                 );
             }
@@ -278,7 +282,10 @@ pub(super) async fn resource(
                     let request = run.render(read, a, None, &for_a, &mut scratch)?;
                     let check = run.send("ISO-002", a, request).await;
                     let text = body(&check);
-                    written.iter().any(|c| text.contains(c.as_str())).then_some(check.transcript)
+                    written
+                        .iter()
+                        .any(|c| text.contains(c.as_str()))
+                        .then_some(check.transcript)
                 }
                 None => None,
             };
@@ -287,7 +294,10 @@ pub(super) async fn resource(
                 evidence.extend(changed);
                 run.finding(
                     "ISO-002",
-                    format!("{} updated org a's {name} {}: {}", b.label, item_a.id, reply.status),
+                    format!(
+                        "{} updated org a's {name} {}: {}",
+                        b.label, item_a.id, reply.status
+                    ),
                     evidence,
                 );
             }
@@ -347,7 +357,10 @@ pub(super) async fn resource(
                 if own.status == 200 && !body(&own).contains(item_a.id.as_str()) {
                     run.finding(
                         "ISO-005",
-                        format!("{} searching its own canary does not find {name} {}", a.label, item_a.id),
+                        format!(
+                            "{} searching its own canary does not find {name} {}",
+                            a.label, item_a.id
+                        ),
                         vec![own.transcript],
                     );
                 }
@@ -406,7 +419,10 @@ pub(super) async fn resource(
         if predictable(&refs) {
             run.finding(
                 "ISO-012",
-                format!("{name} ids are sequential ({}): any org can guess the others' ids", ids.join(", ")),
+                format!(
+                    "{name} ids are sequential ({}): any org can guess the others' ids",
+                    ids.join(", ")
+                ),
                 Vec::new(),
             );
         }
@@ -450,7 +466,10 @@ pub(super) async fn jobs(run: &mut Run<'_>, a: &Actor, b: &Actor) {
             }) else {
                 run.finding(
                     "ISO-008",
-                    format!("starting {} answered {} without a job id", job.name, started.status),
+                    format!(
+                        "starting {} answered {} without a job id",
+                        job.name, started.status
+                    ),
                     vec![started.transcript],
                 );
                 continue;
@@ -460,10 +479,7 @@ pub(super) async fn jobs(run: &mut Run<'_>, a: &Actor, b: &Actor) {
                 ..Vars::default()
             };
             let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                let Ok(request) = run.render(&job.poll, b, None, &vars, &mut scratch) else {
-                    break;
-                };
+            while let Ok(request) = run.render(&job.poll, b, None, &vars, &mut scratch) {
                 let polled = run.send("ISO-008", b, request).await;
                 let status = polled
                     .json()
@@ -504,7 +520,8 @@ pub(super) async fn org_switch(
         let mut scratch = Vec::new();
         let resources = run.profile.resources.clone();
         for resource in &resources {
-            let (Some(item_a), Some(item_b)) = (run.item(&resource.name, "a"), run.item(&resource.name, "b")) else {
+            let (Some(item_a), Some(item_b)) = (run.item(&resource.name, "a"), run.item(&resource.name, "b"))
+            else {
                 continue;
             };
             if let Some(list) = &resource.list {
@@ -557,7 +574,13 @@ pub(super) async fn org_switch(
         let routes = run.profile.org.routes.clone();
         if let Some(b_org) = switched.org.clone() {
             for route in &routes {
-                let request = run.render(route, a, Some((&b_org.id, &b_org.slug)), &Vars::default(), &mut scratch)?;
+                let request = run.render(
+                    route,
+                    a,
+                    Some((&b_org.id, &b_org.slug)),
+                    &Vars::default(),
+                    &mut scratch,
+                )?;
                 run.send("SES-002", a, request).await;
             }
         }
@@ -681,11 +704,19 @@ fn active_org_claim(token: &str) -> Option<String> {
 /// The org role of a Clerk token (v2 `o.rol`, v1 `org_role`).
 fn role_claim(token: &str) -> Option<String> {
     let c = claims(token)?;
-    c["o"]["rol"].as_str().or(c["org_role"].as_str()).map(String::from)
+    c["o"]["rol"]
+        .as_str()
+        .or(c["org_role"].as_str())
+        .map(String::from)
 }
 
 /// ISO-003 (b deletes a's item: refused) and ISO-007 (use after delete).
-pub(super) async fn destructive(run: &mut Run<'_>, resource: &Resource, a: &Actor, b: &Actor) -> Result<(), AuditError> {
+pub(super) async fn destructive(
+    run: &mut Run<'_>,
+    resource: &Resource,
+    a: &Actor,
+    b: &Actor,
+) -> Result<(), AuditError> {
     let Some(delete) = resource.delete.clone() else {
         run.tick(format!("{}: deletes", resource.name));
         return Ok(());
@@ -712,7 +743,10 @@ pub(super) async fn destructive(run: &mut Run<'_>, resource: &Resource, a: &Acto
                 evidence.extend(still.map(|s| s.transcript));
                 run.finding(
                     "ISO-003",
-                    format!("{} deleted org a's {} {}: {}", b.label, resource.name, item_a.id, reply.status),
+                    format!(
+                        "{} deleted org a's {} {}: {}",
+                        b.label, resource.name, item_a.id, reply.status
+                    ),
                     evidence,
                 );
             }

@@ -1,13 +1,25 @@
 //! Session sources: how the harness gets a session token for `user@org`.
 //!
-//! - `clerk-api` ([`clerk`]): a Clerk-compatible identity service (the
-//!   reference server's, or a Clerk development instance) provisions the
-//!   world and issues real tokens.
+//! - `clerk-api` ([`clerk`], [`Sessions::clerk`]): a Clerk-compatible
+//!   identity service (the reference server's, or a Clerk development
+//!   instance) provisions the world and issues real tokens.
+//! - `mint` ([`mint`], [`Sessions::mint`]): the harness acts as the target's
+//!   Clerk instance — it signs Clerk v2 session tokens with its own RSA key
+//!   and serves the JWKS at `/.well-known/jwks.json` and `/v1/jwks` on a
+//!   loopback listener (and can write the public key as PEM).
+//! - `command` ([`command`], [`Sessions::command`]): an external command
+//!   prints a token for `user@org`.
+//!
+//! With `mint` and `command` the harness assigns Clerk-shaped ids itself and
+//! tells the target about the world per [`Provisioning`]: Clerk-format
+//! webhooks signed with the Svix scheme, a setup command, or nothing.
 //!
 //! Every source provisions a [`WorldSpec`] into a [`World`], hands out tokens
 //! for `user@org` (or the personal account), and applies membership changes.
 
 pub mod clerk;
+pub mod command;
+pub mod mint;
 
 use std::collections::HashMap;
 
@@ -15,7 +27,10 @@ use crate::client::{Client, Request};
 use crate::oracle::new_canary;
 use crate::world::{Org, User, World, WorldSpec};
 
+pub use crate::provision::Provisioning;
 pub use clerk::{ClerkApi, Session};
+pub use command::CommandConfig;
+pub use mint::MintConfig;
 
 /// Why a session source did not cooperate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +82,8 @@ pub struct Sessions {
 #[derive(Debug)]
 enum Source {
     Clerk(ClerkSource),
+    Mint(Box<mint::MintSource>),
+    Command(command::CommandSource),
 }
 
 impl Sessions {
@@ -80,6 +97,51 @@ impl Sessions {
                 devices: HashMap::new(),
             }),
             placement: Placement::Header,
+        }
+    }
+
+    /// `mint`: the harness signs Clerk v2 tokens itself and serves their
+    /// JWKS on `config.listen` until the returned value is dropped; the
+    /// world reaches the target per `config.provisioning`, through `client`.
+    pub async fn mint(config: MintConfig, client: Client) -> Result<Self, SessionError> {
+        Ok(Self {
+            source: Source::Mint(Box::new(mint::MintSource::start(config, client).await?)),
+            placement: Placement::Header,
+        })
+    }
+
+    /// `command`: `config.argv` prints a token for `user@org`; the world
+    /// reaches the target per `config.provisioning`, through `client`.
+    pub fn command(config: CommandConfig, client: Client) -> Result<Self, SessionError> {
+        Ok(Self {
+            source: Source::Command(command::CommandSource::new(config, client)?),
+            placement: Placement::Header,
+        })
+    }
+
+    /// `mint`: the base URL of the JWKS listener (`http://127.0.0.1:<port>`),
+    /// the `apiUrl` / `CLERK_API_URL` to give a Clerk SDK. `None` for other
+    /// sources.
+    pub fn issuer_base(&self) -> Option<String> {
+        match &self.source {
+            Source::Mint(m) => Some(m.base().to_string()),
+            _ => None,
+        }
+    }
+
+    /// `mint`: the URL of the JWKS (`…/.well-known/jwks.json`). `None` for
+    /// other sources.
+    pub fn jwks_url(&self) -> Option<String> {
+        self.issuer_base()
+            .map(|base| format!("{base}/.well-known/jwks.json"))
+    }
+
+    /// `mint`: the public key as SPKI PEM (Clerk's `jwtKey`). `None` for
+    /// other sources.
+    pub fn public_pem(&self) -> Option<&str> {
+        match &self.source {
+            Source::Mint(m) => Some(m.public_pem()),
+            _ => None,
         }
     }
 
@@ -99,6 +161,8 @@ impl Sessions {
         check_spec(spec)?;
         match &mut self.source {
             Source::Clerk(c) => c.provision(spec).await,
+            Source::Mint(m) => m.provision(spec).await,
+            Source::Command(c) => c.provision(spec).await,
         }
     }
 
@@ -123,6 +187,8 @@ impl Sessions {
         };
         match &mut self.source {
             Source::Clerk(c) => c.token(user, org).await,
+            Source::Mint(m) => m.token(user, org),
+            Source::Command(c) => c.token(user, org).await,
         }
     }
 
@@ -136,6 +202,8 @@ impl Sessions {
         let (user_id, org_id) = ids(world, user, org)?;
         match &mut self.source {
             Source::Clerk(c) => c.api.remove_member(&org_id, &user_id).await?,
+            Source::Mint(m) => m.provisioner.member_removed(world, user, org).await?,
+            Source::Command(c) => c.provisioner.member_removed(world, user, org).await?,
         }
         if let Some(u) = world.user_mut(user) {
             u.memberships.retain(|(o, _)| o != org);
@@ -154,6 +222,8 @@ impl Sessions {
         let (user_id, org_id) = ids(world, user, org)?;
         match &mut self.source {
             Source::Clerk(c) => c.api.set_role(&org_id, &user_id, role).await?,
+            Source::Mint(m) => m.provisioner.role_changed(world, user, org, role).await?,
+            Source::Command(c) => c.provisioner.role_changed(world, user, org, role).await?,
         }
         if let Some(u) = world.user_mut(user) {
             for (o, r) in &mut u.memberships {

@@ -1,0 +1,2 @@
+//! Campaigns: model-based action sequences against the target.
+pub mod model;
