@@ -83,9 +83,9 @@ pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
     eprintln!(
         "no --target: starting the reference stack (ephemeral Postgres; {})",
         if redis.is_some() {
-            "ephemeral Redis for rate limits and OAuth state"
+            "ephemeral Redis for rate limits and OAuth state; limits raised so the audit is not throttled"
         } else {
-            "redis-server is not installed, so rate limits and OAuth state use the in-process stores"
+            "redis-server is not installed, so rate limits and OAuth state use the in-process stores; limits raised so the audit is not throttled"
         }
     );
     let pg = Arc::new(Postgres::start().await.context("starting Postgres")?);
@@ -108,6 +108,17 @@ pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(tenantry_reference::ids::random_bytes::<32>())
     });
+    // The audit's probes and campaigns must not be throttled: every policy's
+    // limit is raised (the RL suite tests the limiter on its own terms).
+    for policy in tenantry_reference::api::POLICIES {
+        config.rate_limit.policies.insert(
+            policy.name.into(),
+            tenantry_reference::config::PolicyOverride {
+                limit: Some(1_000_000),
+                ..Default::default()
+            },
+        );
+    }
     #[cfg_attr(not(feature = "inject"), allow(unused_mut))]
     let mut options = StackOptions::new(config, false);
     #[cfg(feature = "inject")]

@@ -809,6 +809,12 @@ impl Builder<'_> {
                 );
             }
         }
+        if let Some(f) = built.unknown_filters().first() {
+            return self.err(
+                raw.span(),
+                format!("unknown filter `{f}`; expected one of: {}", template::FILTERS),
+            );
+        }
         // Placeholders must be closed.
         if let Err(e) = template::fill(&built.path, &mut |_| Some(String::new())) {
             return self.err(t.path.span(), e);

@@ -389,6 +389,52 @@ impl Provisioner {
         }
     }
 
+    /// Tells the target that `user` joined `org` (keys) as `role` (`world`
+    /// as it was before): `organizationMembership.created`, or the setup
+    /// command with the new membership.
+    pub async fn member_added(
+        &mut self,
+        world: &World,
+        user: &str,
+        org: &str,
+        role: &str,
+    ) -> Result<(), SessionError> {
+        let mut after = world.clone();
+        match after.user_mut(user) {
+            Some(u) if !u.memberships.iter().any(|(o, _)| o == org) => {
+                u.memberships.push((org.to_string(), role.to_string()));
+            }
+            Some(_) => {
+                return Err(SessionError::new(
+                    "membership",
+                    format!("`{user}` is already a member of `{org}`"),
+                ))
+            }
+            None => {
+                return Err(SessionError::new(
+                    "membership",
+                    format!("no user `{user}` in the world"),
+                ))
+            }
+        }
+        if after.org(org).is_none() {
+            return Err(SessionError::new(
+                "membership",
+                format!("no org `{org}` in the world"),
+            ));
+        }
+        match &mut self.how {
+            How::None => Ok(()),
+            How::Command { argv, timeout } => run_setup(argv, *timeout, &after).await,
+            How::Webhooks(hooks) => {
+                let data = hooks.membership_change(&after, user, org, role)?;
+                hooks
+                    .deliver(&self.client, "organizationMembership.created", data)
+                    .await
+            }
+        }
+    }
+
     /// Tells the target that `user`'s role in `org` (keys) is now `role`
     /// (`world` as it was before): `organizationMembership.updated`, or the
     /// setup command with the new role.

@@ -60,13 +60,25 @@ impl RequestTemplate {
     /// Every placeholder name used, in order of appearance (repeats kept).
     pub fn placeholders(&self) -> Vec<String> {
         let mut names = Vec::new();
-        let mut text = |s: &str| names.extend(placeholders(s));
+        self.each_string(&mut |s| names.extend(placeholders(s)));
+        names
+    }
+
+    /// Every unknown filter used.
+    pub fn unknown_filters(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.each_string(&mut |s| out.extend(unknown_filters(s)));
+        out
+    }
+
+    /// Calls `text` on every string of the template (keys included).
+    pub fn each_string(&self, text: &mut dyn FnMut(&str)) {
         text(&self.path);
         for (k, v) in &self.query {
             text(k);
             match v {
                 QueryValue::Text(s) => text(s),
-                QueryValue::Json(v) => walk_strings(v, &mut text),
+                QueryValue::Json(v) => walk_strings(v, text),
             }
         }
         for (k, v) in self.headers.iter().chain(&self.cookies) {
@@ -74,7 +86,7 @@ impl RequestTemplate {
             text(v);
         }
         match &self.body {
-            Some(Body::Json(v)) => walk_strings(v, &mut text),
+            Some(Body::Json(v)) => walk_strings(v, text),
             Some(Body::Form(pairs)) => {
                 for (k, v) in pairs {
                     text(k);
@@ -83,7 +95,44 @@ impl RequestTemplate {
             }
             None => {}
         }
-        names
+    }
+
+    /// The template with every string passed through `f` (to rename
+    /// placeholders, e.g. a profile's `{{ id }}` to a scenario's `{{ i3 }}`).
+    pub fn map_strings(&self, f: &dyn Fn(&str) -> String) -> RequestTemplate {
+        fn json(v: &Value, f: &dyn Fn(&str) -> String) -> Value {
+            match v {
+                Value::String(s) => Value::String(f(s)),
+                Value::Array(items) => Value::Array(items.iter().map(|v| json(v, f)).collect()),
+                Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (f(k), json(v, f))).collect()),
+                other => other.clone(),
+            }
+        }
+        let pairs = |p: &[(String, String)]| p.iter().map(|(k, v)| (f(k), f(v))).collect();
+        RequestTemplate {
+            method: self.method.clone(),
+            path: f(&self.path),
+            query: self
+                .query
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        f(k),
+                        match v {
+                            QueryValue::Text(s) => QueryValue::Text(f(s)),
+                            QueryValue::Json(v) => QueryValue::Json(json(v, f)),
+                        },
+                    )
+                })
+                .collect(),
+            headers: pairs(&self.headers),
+            cookies: pairs(&self.cookies),
+            body: match &self.body {
+                Some(Body::Json(v)) => Some(Body::Json(json(v, f))),
+                Some(Body::Form(p)) => Some(Body::Form(pairs(p))),
+                None => None,
+            },
+        }
     }
 
     /// The request, placeholders filled by `vars` (called once per
@@ -138,12 +187,59 @@ pub enum RenderError {
     /// `{{ name }}` has no value here.
     #[error("no value for `{{{{ {0} }}}}`")]
     Unknown(String),
+    /// `{{ name | filter }}` with an unknown filter.
+    #[error("unknown filter `{0}`; expected one of: {FILTERS}")]
+    Filter(String),
     /// `{{` without `}}`.
     #[error("unclosed `{{{{` in `{0}`")]
     Unclosed(String),
 }
 
-/// The placeholder names in `text`.
+/// The filters a placeholder may apply: `{{ org.a.id | upper }}`.
+pub const FILTERS: &str = "upper, lower, pad, confusable, urlencode";
+
+/// `value` through `filter`.
+pub fn apply_filter(filter: &str, value: &str) -> Result<String, RenderError> {
+    Ok(match filter {
+        "upper" => value.to_uppercase(),
+        "lower" => value.to_lowercase(),
+        // Surrounded by spaces: a trimming comparison lets it through.
+        "pad" => format!(" {value} "),
+        // The first Latin letter with a Cyrillic look-alike swapped for it.
+        "confusable" => {
+            let mut out = String::with_capacity(value.len() + 1);
+            let mut swapped = false;
+            for c in value.chars() {
+                let look_alike = match c {
+                    'o' => Some('\u{043E}'),
+                    'a' => Some('\u{0430}'),
+                    'e' => Some('\u{0435}'),
+                    'c' => Some('\u{0441}'),
+                    _ => None,
+                };
+                match look_alike {
+                    Some(l) if !swapped => {
+                        out.push(l);
+                        swapped = true;
+                    }
+                    _ => out.push(c),
+                }
+            }
+            out
+        }
+        "urlencode" => form_component(value),
+        other => return Err(RenderError::Filter(other.to_string())),
+    })
+}
+
+/// `{{ name | f | g }}` -> (`name`, [`f`, `g`]).
+fn split_filters(inner: &str) -> (&str, Vec<&str>) {
+    let mut parts = inner.split('|').map(str::trim);
+    let name = parts.next().unwrap_or_default();
+    (name, parts.collect())
+}
+
+/// The placeholder names in `text` (without their filters).
 pub fn placeholders(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = text;
@@ -151,11 +247,28 @@ pub fn placeholders(text: &str) -> Vec<String> {
         let after = &rest[start + 2..];
         match after.find("}}") {
             Some(end) => {
-                out.push(after[..end].trim().to_string());
+                out.push(split_filters(&after[..end]).0.to_string());
                 rest = &after[end + 2..];
             }
             None => break,
         }
+    }
+    out
+}
+
+/// Every filter used in `text` that is not known.
+pub fn unknown_filters(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        for f in split_filters(&after[..end]).1 {
+            if apply_filter(f, "").is_err() {
+                out.push(f.to_string());
+            }
+        }
+        rest = &after[end + 2..];
     }
     out
 }
@@ -170,8 +283,12 @@ pub fn fill(text: &str, vars: &mut dyn FnMut(&str) -> Option<String>) -> Result<
         let end = after
             .find("}}")
             .ok_or_else(|| RenderError::Unclosed(text.to_string()))?;
-        let name = after[..end].trim();
-        out.push_str(&vars(name).ok_or_else(|| RenderError::Unknown(name.to_string()))?);
+        let (name, filters) = split_filters(&after[..end]);
+        let mut value = vars(name).ok_or_else(|| RenderError::Unknown(name.to_string()))?;
+        for f in filters {
+            value = apply_filter(f, &value)?;
+        }
+        out.push_str(&value);
         rest = &after[end + 2..];
     }
     out.push_str(rest);
@@ -260,6 +377,23 @@ mod tests {
         );
         assert_eq!(r.form, Some(vec![("organization_id".into(), "org_A".into())]));
         assert_eq!(t.placeholders(), vec!["org"; 5]);
+    }
+
+    #[test]
+    fn filters_transform_values() {
+        let t = RequestTemplate::new(
+            "GET",
+            "/o/{{ org | upper }}/{{ org|lower|pad }}/{{ org | confusable }}",
+        );
+        let r = t.render(&mut vars).unwrap();
+        assert_eq!(r.path, "/o/ORG_A/ org_a /\u{043E}rg_A");
+        assert_eq!(t.placeholders(), vec!["org"; 3]);
+        let t = RequestTemplate::new("GET", "/{{ org | shout }}");
+        assert_eq!(
+            t.render(&mut vars).unwrap_err(),
+            RenderError::Filter("shout".into())
+        );
+        assert_eq!(unknown_filters("{{ a | upper }} {{ b | shout }}"), vec!["shout"]);
     }
 
     #[test]

@@ -103,7 +103,7 @@ fn with_cookie(request: &Request, name: &str, value: &str) -> Request {
 }
 
 /// `value` with `pointer` set to `to`, objects created along the way.
-fn set_pointer(value: &mut Value, pointer: &str, to: Value) {
+pub fn set_pointer(value: &mut Value, pointer: &str, to: Value) {
     if pointer.is_empty() {
         *value = to;
         return;

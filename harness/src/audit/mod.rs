@@ -10,6 +10,7 @@
 //! they say otherwise.
 
 mod forge;
+pub use forge::set_pointer;
 mod probes;
 
 use std::collections::HashMap;
@@ -392,7 +393,7 @@ impl Run<'_> {
 }
 
 /// Everything a request carries, as text (path, headers, body).
-fn request_text(request: &Request) -> String {
+pub(crate) fn request_text(request: &Request) -> String {
     let mut text = request.path.clone();
     for (k, v) in &request.headers {
         text.push_str(&format!("\n{k}: {v}"));

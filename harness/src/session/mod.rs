@@ -211,6 +211,26 @@ impl Sessions {
         Ok(())
     }
 
+    /// Adds `user` to `org` (keys) as `role` at the target and in `world`.
+    pub async fn add_member(
+        &mut self,
+        world: &mut World,
+        user: &str,
+        org: &str,
+        role: &str,
+    ) -> Result<(), SessionError> {
+        let (user_id, org_id) = ids(world, user, org)?;
+        match &mut self.source {
+            Source::Clerk(c) => c.api.add_member(&org_id, &user_id, role).await?,
+            Source::Mint(m) => m.provisioner.member_added(world, user, org, role).await?,
+            Source::Command(c) => c.provisioner.member_added(world, user, org, role).await?,
+        }
+        if let Some(u) = world.user_mut(user) {
+            u.memberships.push((org.to_string(), role.to_string()));
+        }
+        Ok(())
+    }
+
     /// Changes `user`'s role in `org` (keys) at the target and in `world`.
     pub async fn set_role(
         &mut self,
