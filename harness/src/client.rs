@@ -269,6 +269,38 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Sends `request`, waiting out up to three 429 answers (their
+    /// Retry-After, between 1 and 10 seconds).
+    pub async fn send_patiently(&self, request: Request) -> Reply {
+        let mut reply = self.send(request.clone()).await;
+        for _ in 0..3 {
+            if reply.status != 429 {
+                break;
+            }
+            let wait = reply
+                .header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(1)
+                .clamp(1, 10);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            reply = self.send(request.clone()).await;
+        }
+        reply
+    }
+}
+
+/// The claims of a JWT, read without verifying it (to reason about what an
+/// identity service issued: its org, role, lifetime).
+pub fn unverified_claims(token: &str) -> Option<Value> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// `a=1; b=2` -> `a=[redacted]; b=[redacted]`.
 fn redact_cookie(value: &str) -> String {
     value

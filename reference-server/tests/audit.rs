@@ -74,6 +74,39 @@ async fn twenty_seeds_on_the_clean_stack_yield_no_finding() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_file_with_cookie_tokens_audits_the_same() {
+    // The shipped profile, read from a file, with tokens in the `__session`
+    // cookie instead of the Authorization header.
+    let stack = TestStack::with_proxy().await;
+    let text = tenantry_harness::profile::REFERENCE.replace("token_in = \"header\"", "token_in = \"cookie\"");
+    assert!(text.contains("token_in = \"cookie\""));
+    let dir = std::env::temp_dir().join(format!("tenantry-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("reference.toml");
+    std::fs::write(&path, text).unwrap();
+    std::env::set_var("TENANTRY_BASE_URL", &stack.base);
+    std::env::set_var("TENANTRY_SECRET_KEY", SECRET_KEY);
+    std::env::set_var("TENANTRY_ORIGIN", PARTY);
+    let profile = Profile::load(&path).unwrap();
+    assert!(!profile.token_in_header);
+    let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
+    let mut sessions = audit::sessions_for(&profile, &client).await.unwrap();
+    let report = audit::run(
+        &profile,
+        &client,
+        &mut sessions,
+        &Selection::default(),
+        3,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(report.findings.is_empty(), "{:#}", report.to_json());
+    assert!(report.requests > 150, "{}", report.requests);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_repeats_the_run() {
     // Two fresh stacks, one seed: the same probes in the same order.
     let first = audit_with(&TestStack::with_proxy().await, &Selection::default(), 42).await;

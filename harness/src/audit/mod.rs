@@ -42,6 +42,8 @@ pub struct Finding {
     pub message: String,
     /// Redacted transcripts of the exchanges involved.
     pub evidence: Vec<String>,
+    /// A scenario file that reproduces it (campaign findings).
+    pub reproduction: Option<String>,
 }
 
 /// What an audit found.
@@ -79,6 +81,7 @@ impl Report {
                 "title": f.check.title,
                 "message": f.message,
                 "evidence": f.evidence,
+                "reproduction": f.reproduction,
             })).collect::<Vec<_>>(),
         })
     }
@@ -287,6 +290,7 @@ impl Run<'_> {
                     check,
                     message,
                     evidence,
+                    reproduction: None,
                 });
             }
         }
@@ -341,19 +345,7 @@ impl Run<'_> {
             Some(token) => self.placement.apply(request, token),
             None => request,
         };
-        let mut reply = self.client.send(request.clone()).await;
-        for _ in 0..3 {
-            if reply.status != 429 {
-                break;
-            }
-            let wait = reply
-                .header("retry-after")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(1)
-                .clamp(1, 10);
-            tokio::time::sleep(Duration::from_secs(wait)).await;
-            reply = self.client.send(request.clone()).await;
-        }
+        let reply = self.client.send_patiently(request.clone()).await;
         let sent = request_text(&request);
         let active = actor.org_id().to_string();
         let leaks: Vec<_> = self

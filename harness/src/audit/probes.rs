@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{Actor, AuditError, Item, Run, Vars};
-use crate::client::Reply;
+use crate::client::{unverified_claims, Reply};
 use crate::oracle::NeedleKind;
 use crate::profile::Resource;
 use crate::session::Sessions;
@@ -591,7 +591,7 @@ pub(super) async fn org_switch(
 
 /// The token's lifetime (exp - iat), read without verifying it.
 fn lifetime(token: &str) -> Option<i64> {
-    let c = claims(token)?;
+    let c = unverified_claims(token)?;
     Some(c["exp"].as_i64()? - c["iat"].as_i64()?)
 }
 
@@ -686,24 +686,11 @@ pub(super) async fn membership_changes(
     Ok(())
 }
 
-fn claims(token: &str) -> Option<Value> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// The active org of a Clerk token (v2 `o.id`, v1 `org_id`).
-fn active_org_claim(token: &str) -> Option<String> {
-    let c = claims(token)?;
-    c["o"]["id"].as_str().or(c["org_id"].as_str()).map(String::from)
-}
+use crate::campaign::token_org as active_org_claim;
 
 /// The org role of a Clerk token (v2 `o.rol`, v1 `org_role`).
 fn role_claim(token: &str) -> Option<String> {
-    let c = claims(token)?;
+    let c = unverified_claims(token)?;
     c["o"]["rol"]
         .as_str()
         .or(c["org_role"].as_str())

@@ -427,19 +427,7 @@ impl Executor<'_> {
             evidence: Vec::new(),
         })?;
         let request = self.sessions.placement().apply(request, &token);
-        let mut reply = self.client.send(request.clone()).await;
-        for _ in 0..3 {
-            if reply.status != 429 {
-                break;
-            }
-            let wait = reply
-                .header("retry-after")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(1)
-                .clamp(1, 10);
-            tokio::time::sleep(Duration::from_secs(wait)).await;
-            reply = self.client.send(request.clone()).await;
-        }
+        let reply = self.client.send_patiently(request.clone()).await;
         let actor = format!("{}@{}", USERS[user].0, ORGS[org]);
         if reply.status >= 500 || reply.status == 0 {
             return Err(Failure {
@@ -1012,14 +1000,9 @@ fn leaked_check(reason: &impl std::fmt::Display) -> &'static str {
     checks::find(text.split(':').next().unwrap_or_default()).map_or("ISO-004", |c| c.id)
 }
 
-/// The active org of a Clerk token, read without verifying it.
-fn token_org(token: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+/// The active org of a Clerk token (v2 `o.id`, v1 `org_id`), unverified.
+pub(crate) fn token_org(token: &str) -> Option<String> {
+    let claims = crate::client::unverified_claims(token)?;
     claims["o"]["id"]
         .as_str()
         .or(claims["org_id"].as_str())
