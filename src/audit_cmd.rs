@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use tenantry_harness::audit::{self, Progress, Report};
+use tenantry_harness::audit::{self, Finding, Progress, Report};
+use tenantry_harness::campaign::{self, CampaignConfig};
 use tenantry_harness::checks::{Selection, Severity};
 use tenantry_harness::client::Client;
 use tenantry_harness::profile::Profile;
+use tenantry_harness::scenario;
 
 use crate::reference_stack::{self, ORIGIN};
 
@@ -41,6 +43,16 @@ pub struct AuditArgs {
     /// pass it back to repeat a run).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Campaign: how many random action sequences to try after the fixed probes
+    /// (0: none).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    cases: u32,
+    /// Campaign: stop starting new sequences after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    budget: u64,
+    /// Campaign: write each finding's shrunk reproduction (a scenario file) here.
+    #[arg(long, value_name = "DIR", default_value = "tenantry-repro")]
+    repro_dir: PathBuf,
     /// Write the JSON report here (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     json: Option<String>,
@@ -96,6 +108,16 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
     let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
     let outcome = async {
         let mut report = pass(&profile, &client, &selection, seed).await?;
+        if args.cases > 0 {
+            let config = CampaignConfig {
+                cases: args.cases,
+                budget: Duration::from_secs(args.budget),
+                seed,
+                ..CampaignConfig::default()
+            };
+            let found = run_campaign(&profile, &client, &config, &selection, &args.repro_dir).await?;
+            report.absorb(found, "campaign");
+        }
         // Layer ablation, where the harness owns the database: with RLS off,
         // the app's own org filter must isolate alone.
         let ablated = selection.clone().and(Selection::parse(ABLATION_CHECKS, None)?);
@@ -135,6 +157,61 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
     Ok(u8::from(
         report.findings.iter().any(|f| f.check.severity >= threshold),
     ))
+}
+
+/// The campaign as a report pass: each finding's reproduction is written to
+/// `repro_dir` and named in the finding.
+async fn run_campaign(
+    profile: &Profile,
+    client: &Client,
+    config: &CampaignConfig,
+    selection: &Selection,
+    repro_dir: &std::path::Path,
+) -> anyhow::Result<Report> {
+    let sent = client.requests_sent();
+    let started = std::time::Instant::now();
+    let mut sessions = audit::sessions_for(profile, client).await?;
+    let mut bar = ProgressOutput::new();
+    let found = campaign::run(profile, client, &mut sessions, config, &mut |p| bar.update(p)).await;
+    bar.finish();
+    let found = found?;
+    let mut report = Report {
+        target: profile.name.clone(),
+        seed: config.seed,
+        requests: client.requests_sent() - sent,
+        elapsed: started.elapsed(),
+        ..Report::default()
+    };
+    for f in found.findings {
+        if !selection.includes(f.check) {
+            continue;
+        }
+        std::fs::create_dir_all(repro_dir).with_context(|| format!("creating {}", repro_dir.display()))?;
+        let path = repro_dir.join(format!("{}.yaml", f.scenario.id));
+        std::fs::write(&path, scenario::to_yaml(&f.scenario))
+            .with_context(|| format!("writing {}", path.display()))?;
+        let note = if f.reproduced {
+            "it fails again on its own"
+        } else {
+            "it did not fail again on replay: the target keeps state between requests (a cache?)"
+        };
+        report.findings.push(Finding {
+            check: f.check,
+            message: format!(
+                "{} (shrunk to {} actions; reproduction {}: {note})",
+                f.message,
+                f.actions.len(),
+                path.display()
+            ),
+            evidence: f.evidence,
+            reproduction: Some(path.display().to_string()),
+        });
+    }
+    eprintln!(
+        "campaign: {} sequences, {} actions, seed {}",
+        found.sequences, found.actions, config.seed
+    );
+    Ok(report)
 }
 
 /// Checks re-run with row-level security off (the reference stack only).

@@ -250,3 +250,36 @@ fn audit_of_the_reference_stack_is_clean() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--secret-key"));
 }
+
+#[test]
+fn a_bad_profile_exits_2_naming_file_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("tenantry-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("target.toml");
+    std::fs::write(
+        &path,
+        "base_url = \"http://127.0.0.1:9\"\n[session]\nsource = \"clerk-api\"\nsecret_key = \"sk\"\n\n[[resources]]\nname = \"p\"\ncreate = { path = \"/p\", methd = \"POST\" }\n",
+    )
+    .unwrap();
+    let out = tenantry()
+        .args(["audit", "--target", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:8:25: unknown field `methd`", path.display())),
+        "{stderr}"
+    );
+    // A target that does not answer: exit 2, never a pass.
+    std::fs::write(&path, "base_url = \"http://127.0.0.1:9\"\n[session]\nsource = \"clerk-api\"\nsecret_key = \"sk_test_unreachable\"\n").unwrap();
+    let out = tenantry()
+        .args(["audit", "--target", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("did not answer"), "{stderr}");
+    assert!(!stderr.contains("sk_test_unreachable"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -759,7 +759,13 @@ impl Builder<'_> {
             Some(m) => {
                 let upper = m.get_ref().to_ascii_uppercase();
                 if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"].contains(&upper.as_str()) {
-                    return self.err(m.span(), format!("unknown method `{}`; expected GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS", m.get_ref()));
+                    return self.err(
+                        m.span(),
+                        format!(
+                            "unknown method `{}`; expected GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS",
+                            m.get_ref()
+                        ),
+                    );
                 }
                 upper
             }

@@ -13,7 +13,8 @@ fn env(name: &str) -> Option<String> {
     }
 }
 
-const HEADER: &str = "base_url = \"http://127.0.0.1:1\"\n[session]\nsource = \"clerk-api\"\nsecret_key = \"sk\"\n";
+const HEADER: &str =
+    "base_url = \"http://127.0.0.1:1\"\n[session]\nsource = \"clerk-api\"\nsecret_key = \"sk\"\n";
 
 fn toml_blocks() -> Vec<String> {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/profiles.md")).unwrap();
@@ -102,7 +103,10 @@ fn bad_profiles_name_the_place_and_what_was_expected() {
             .err()
             .unwrap_or_else(|| panic!("{name}: accepted"));
         // The position is inside the text.
-        assert!(err.line >= 1 && err.line <= text.lines().count() + 1, "{name}: {err}");
+        assert!(
+            err.line >= 1 && err.line <= text.lines().count() + 1,
+            "{name}: {err}"
+        );
         table.push_str(&format!("{name}\n  {err}\n"));
     }
     let mut settings = insta::Settings::clone_current();
@@ -114,5 +118,9 @@ fn bad_profiles_name_the_place_and_what_was_expected() {
 #[test]
 fn a_profile_file_that_cannot_be_read_says_so() {
     let err = Profile::load(std::path::Path::new("/nonexistent/target.toml")).unwrap_err();
-    assert!(err.to_string().starts_with("/nonexistent/target.toml:1:1: cannot read the profile"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/target.toml:1:1: cannot read the profile"),
+        "{err}"
+    );
 }

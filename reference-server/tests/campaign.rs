@@ -14,6 +14,7 @@ use tenantry_harness::audit;
 use tenantry_harness::campaign::{self, CampaignConfig, CampaignReport};
 use tenantry_harness::client::Client;
 use tenantry_harness::profile::Profile;
+use tenantry_harness::scenario::{self, Item};
 
 async fn campaign(stack: &TestStack, seed: u64, cases: u32) -> CampaignReport {
     let profile = Profile::reference(&stack.base, SECRET_KEY, PARTY);
@@ -80,7 +81,7 @@ mod with_flaws {
                 .scenario
                 .steps
                 .iter()
-                .any(|s| s.request.path == "/api/stats"),
+                .any(|s| matches!(s, Item::Send(s) if s.request.path == "/api/stats")),
             "{:#?}",
             finding.scenario.steps
         );
@@ -108,5 +109,25 @@ mod with_flaws {
         // short (a create in the victim org, the forged request, perhaps a list).
         assert!(finding.reproduced, "{finding:#?}");
         assert!(finding.actions.len() <= 3, "{:#?}", finding.actions);
+
+        // The reproduction, written out and read back, fails on its own
+        // against the flawed stack and passes against a clean one.
+        let text = scenario::to_yaml(&finding.scenario);
+        let read = scenario::parse("repro.yaml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(read, finding.scenario, "{text}");
+        let flawed = replay(&stack, &read).await;
+        assert!(!flawed.passed(), "{text}\n{flawed:#?}");
+        let clean = TestStack::with_proxy().await;
+        let outcome = replay(&clean, &read).await;
+        assert!(outcome.passed(), "{text}\n{outcome:#?}");
+    }
+
+    async fn replay(stack: &TestStack, scenario: &scenario::Scenario) -> scenario::Outcome {
+        let profile = Profile::reference(&stack.base, SECRET_KEY, PARTY);
+        let client = Client::new(&profile.base_url, 4, Duration::from_secs(20));
+        let mut sessions = audit::sessions_for(&profile, &client).await.unwrap();
+        scenario::run(scenario, &mut sessions, &client, 11)
+            .await
+            .expect("the scenario runs")
     }
 }

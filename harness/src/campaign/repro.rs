@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::model::{Action, Encoding, Position, ORGS, USERS};
 use crate::checks::Check;
 use crate::profile::{Job, Profile};
-use crate::scenario::{Actor, Expect, Given, GivenOrg, GivenUser, Scenario, Step};
+use crate::scenario::{Actor, Expect, Given, GivenOrg, GivenUser, Item, MembershipChange, Scenario, Step};
 use crate::template::{self, QueryValue, RequestTemplate};
 
 /// The steps of one sequence.
@@ -408,8 +408,36 @@ impl Repro {
                     .collect(),
                 resources: Vec::new(),
             },
-            steps: self.steps.clone(),
+            steps: self.items(),
         }
+    }
+
+    /// The requests with the membership changes between them.
+    fn items(&self) -> Vec<Item> {
+        let change = |step: &IdentityStep| {
+            Item::Membership(match *step {
+                IdentityStep::Remove { user, org } => MembershipChange {
+                    user: USERS[user].0.to_string(),
+                    org: ORGS[org].to_string(),
+                    role: None,
+                },
+                IdentityStep::Role { user, org, admin } => MembershipChange {
+                    user: USERS[user].0.to_string(),
+                    org: ORGS[org].to_string(),
+                    role: Some(super::role_name(admin).to_string()),
+                },
+            })
+        };
+        let mut items = Vec::new();
+        let mut identity = self.identity.iter().peekable();
+        for (i, step) in self.steps.iter().enumerate() {
+            while let Some((_, c)) = identity.next_if(|(at, _)| *at <= i) {
+                items.push(change(c));
+            }
+            items.push(Item::Send(step.clone()));
+        }
+        items.extend(identity.map(|(_, c)| change(c)));
+        items
     }
 }
 

@@ -1,7 +1,17 @@
 //! Scenario files (YAML): the format auditors read and write, and the one
 //! campaigns write their shrunk reproductions in. This module holds the
 //! format's core types; parsing (with file:line:column errors), writing and
-//! running live in its submodules.
+//! running live in its submodules. The format is documented in
+//! `scenarios/README.md`.
+
+mod parse;
+mod run;
+mod write;
+mod yaml;
+
+pub use parse::{load, parse, ScenarioError};
+pub use run::{run, Outcome, RunError, StepOutcome};
+pub use write::to_yaml;
 
 use serde_json::Value;
 
@@ -25,8 +35,30 @@ pub struct Scenario {
     pub references: Vec<String>,
     /// The world it needs.
     pub given: Given,
-    /// What it does.
-    pub steps: Vec<Step>,
+    /// What it does, in order.
+    pub steps: Vec<Item>,
+}
+
+/// One entry of `steps`: a request, or a membership change at the identity
+/// service (to test what a removed member or a demoted admin can still do).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// A request and its expectations.
+    Send(Step),
+    /// A membership change.
+    Membership(MembershipChange),
+}
+
+/// A membership change (`membership: {user: bob, org: a, role: org:admin}`,
+/// or `removed: true` instead of a role).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipChange {
+    /// User key.
+    pub user: String,
+    /// Org key.
+    pub org: String,
+    /// The role after the change; `None`: removed from the org.
+    pub role: Option<String>,
 }
 
 /// The world a scenario needs: orgs and users by key, and seed requests.
