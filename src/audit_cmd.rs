@@ -13,26 +13,12 @@ use tenantry_harness::client::Client;
 use tenantry_harness::profile::Profile;
 use tenantry_harness::scenario;
 
-use crate::reference_stack::{self, ORIGIN};
+use crate::target::TargetArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// The target: a profile file (TOML; see docs/profiles.md), or the base URL of a
-    /// running reference server (with --secret-key). Without it, the reference stack
-    /// is started for you.
-    #[arg(long, value_name = "PROFILE|URL")]
-    target: Option<String>,
-    /// With a URL --target: the reference server's Backend API secret key.
-    #[arg(
-        long,
-        env = "TENANTRY_TARGET_SECRET_KEY",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
-    secret_key: Option<String>,
-    /// With a URL --target: the origin to request session tokens as (their azp).
-    #[arg(long, value_name = "ORIGIN")]
-    origin: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Only these checks: families, ids or globs, comma-separated (e.g. `ISO,ORG-00*`).
     #[arg(long, value_name = "SELECTORS")]
     checks: Option<String>,
@@ -56,10 +42,6 @@ pub struct AuditArgs {
     /// Write the JSON report here (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     json: Option<String>,
-    /// Inject a named flaw into the reference stack (repeatable; reference stack only).
-    #[cfg(feature = "inject")]
-    #[arg(long = "inject", value_name = "NAME")]
-    inject: Vec<String>,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -67,39 +49,10 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
         .ok_or_else(|| format!("`{s}` is not a severity; expected info, low, medium, high or critical"))
 }
 
-/// The profile `--target` names.
-fn load_target(args: &AuditArgs, target: &str) -> anyhow::Result<Profile> {
-    if target.starts_with("http://") || target.starts_with("https://") {
-        let key = args
-            .secret_key
-            .clone()
-            .context("--secret-key (or TENANTRY_TARGET_SECRET_KEY) is required with a URL --target")?;
-        let origin = args.origin.as_deref().unwrap_or(ORIGIN);
-        return Ok(Profile::reference(target, &key, origin));
-    }
-    let path = PathBuf::from(target);
-    Ok(Profile::load(&path)?)
-}
-
 /// The exit code: 0 clean, 1 findings.
 pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
     let selection = Selection::parse(args.checks.as_deref().unwrap_or(""), None)?;
-    #[cfg(feature = "inject")]
-    let flaws = args.inject.clone();
-    #[cfg(not(feature = "inject"))]
-    let flaws: Vec<String> = Vec::new();
-    let (profile, stack) = match &args.target {
-        Some(target) => {
-            if !flaws.is_empty() {
-                anyhow::bail!("--inject applies to the reference stack only; drop --target");
-            }
-            (load_target(&args, target)?, None)
-        }
-        None => {
-            let stack = reference_stack::start(&flaws).await?;
-            (stack.profile(), Some(stack))
-        }
-    };
+    let (profile, stack) = args.target.open().await?;
     let seed = args.seed.unwrap_or_else(audit::random_seed);
     eprintln!(
         "auditing {} ({}) with seed {seed} (repeat with --seed {seed}) ...",

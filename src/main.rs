@@ -5,7 +5,9 @@
 mod audit_cmd;
 mod checks_cmd;
 mod reference_stack;
+mod run_cmd;
 mod serve;
+mod target;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,10 @@ enum Command {
     /// Audit a target (or the reference stack, started for you) for tenant-isolation bugs.
     /// Exit 0: no findings; 1: findings; 2: could not run.
     Audit(audit_cmd::AuditArgs),
+    /// Run scenario files (by hand, or a campaign's reproductions) against a target
+    /// (or the reference stack). Exit 0: all pass; 1: some failed; 2: bad input or
+    /// could not run.
+    Run(run_cmd::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,12 @@ fn main() -> ExitCode {
         // The reference stack started for an audit logs only warnings.
         Command::Audit(args) => {
             match with_runtime("warn,tenantry=info,tenantry_reference=warn", audit_cmd::run(args)) {
+                Ok(code) => return ExitCode::from(code),
+                Err(e) => Err(e),
+            }
+        }
+        Command::Run(args) => {
+            match with_runtime("warn,tenantry=info,tenantry_reference=warn", run_cmd::run(args)) {
                 Ok(code) => return ExitCode::from(code),
                 Err(e) => Err(e),
             }

@@ -55,3 +55,54 @@ fn every_data_plane_and_proxy_flaw_fails_the_audit_with_the_right_check() {
         );
     }
 }
+
+#[test]
+fn a_campaign_reproduction_fails_alone_on_the_flaw_and_passes_on_a_clean_stack() {
+    let dir = std::env::temp_dir().join(format!("tenantry-repro-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantry"))
+        .args([
+            "audit",
+            "--seed",
+            "5",
+            "--checks",
+            "ORG",
+            "--cases",
+            "32",
+            "--inject",
+            "trust-org-param",
+        ])
+        .arg("--repro-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!files.is_empty(), "{stdout}");
+    assert!(
+        stdout.contains(&dir.display().to_string()),
+        "the finding names its reproduction: {stdout}"
+    );
+    let run = |inject: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantry"));
+        cmd.arg("run").arg(&dir);
+        if let Some(flaw) = inject {
+            cmd.args(["--inject", flaw]);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = run(Some("trust-org-param"));
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL campaign-org-"), "{stdout}");
+    let (code, stdout) = run(None);
+    assert_eq!(code, Some(0), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -167,7 +167,12 @@ fn a_bad_environment_override_exits_2_naming_the_key() {
 #[test]
 fn help_texts() {
     let settings = snapshot_settings();
-    for args in [vec!["--help"], vec!["serve", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["audit", "--help"],
+        vec!["run", "--help"],
+    ] {
         let out = tenantry().args(&args).output().unwrap();
         assert!(out.status.success());
         // `--inject` exists only in builds with the `inject` feature.
@@ -281,5 +286,53 @@ fn a_bad_profile_exits_2_naming_file_line_and_column() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("did not answer"), "{stderr}");
     assert!(!stderr.contains("sk_test_unreachable"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_executes_the_scenario_library_on_the_reference_stack() {
+    let library = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+    let out = tenantry().args(["run", library, "--seed", "5"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("PASS iso-001"), "{stdout}");
+    assert!(stdout.contains(" 0 failed; seed 5"), "{stdout}");
+}
+
+#[test]
+fn run_refuses_bad_scenarios_before_sending_anything() {
+    let dir = std::env::temp_dir().join(format!("tenantry-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.yaml");
+    std::fs::write(
+        &path,
+        "id: bad\ntitle: t\nseverity: high\nsteps:\n  - as: anonymous\n    request: { method: GET, path: /p, bdoy: 1 }\n",
+    )
+    .unwrap();
+    // The target would not answer: the parse error must come first.
+    let out = tenantry()
+        .args([
+            "run",
+            dir.to_str().unwrap(),
+            "--target",
+            "http://127.0.0.1:9",
+            "--secret-key",
+            "sk",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:6:39: unknown key `bdoy` in request", path.display())),
+        "{stderr}"
+    );
+    let out = tenantry()
+        .args(["run", dir.join("missing.yaml").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the scenario file"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

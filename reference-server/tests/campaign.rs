@@ -14,7 +14,6 @@ use tenantry_harness::audit;
 use tenantry_harness::campaign::{self, CampaignConfig, CampaignReport};
 use tenantry_harness::client::Client;
 use tenantry_harness::profile::Profile;
-use tenantry_harness::scenario::{self, Item};
 
 async fn campaign(stack: &TestStack, seed: u64, cases: u32) -> CampaignReport {
     let profile = Profile::reference(&stack.base, SECRET_KEY, PARTY);
@@ -56,6 +55,7 @@ async fn the_clean_stack_survives_campaigns() {
 
 #[cfg(feature = "inject")]
 mod with_flaws {
+    use tenantry_harness::scenario::{self, Item};
     use tenantry_reference::inject::Flaw;
 
     use super::*;

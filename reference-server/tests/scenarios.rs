@@ -51,7 +51,7 @@ given:
         path: /api/projects
         json: { name: "{{ canary }}", description: "{{ canary }}" }
       capture: { project: $.id, secret: $.name }
-      expect: { status: 201 }
+      expect: { status: 201, body_contains: ["{{ project }}"] }
 steps:
   - name: the owner reads it
     as: alice@a
@@ -75,7 +75,8 @@ steps:
       path: /api/projects
       query: { org_id: "{{ org.a.id }}" }
     expect: { status: [400, 403] }
-  - membership: { user: alice, org: b, role: "org:member" }
+  - name: alice joins b
+    membership: { user: alice, org: b, role: "org:member" }
   - name: a new member of b sees b's list, not a's project
     as: alice@b
     request: { method: GET, path: /api/projects }
@@ -94,6 +95,8 @@ async fn a_hand_written_scenario_passes_on_the_clean_stack() {
     let outcome = run(&stack, &parsed).await;
     assert!(outcome.passed(), "{}", summary(&outcome));
     assert_eq!(outcome.steps.len(), 9);
+    assert_eq!(outcome.steps[5].title, "alice joins b");
+    assert_eq!(outcome.steps[7].title, "alice is removed from a");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

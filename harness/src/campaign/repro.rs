@@ -417,11 +417,13 @@ impl Repro {
         let change = |step: &IdentityStep| {
             Item::Membership(match *step {
                 IdentityStep::Remove { user, org } => MembershipChange {
+                    name: None,
                     user: USERS[user].0.to_string(),
                     org: ORGS[org].to_string(),
                     role: None,
                 },
                 IdentityStep::Role { user, org, admin } => MembershipChange {
+                    name: None,
                     user: USERS[user].0.to_string(),
                     org: ORGS[org].to_string(),
                     role: Some(super::role_name(admin).to_string()),

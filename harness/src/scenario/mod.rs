@@ -41,6 +41,9 @@ pub struct Scenario {
 
 /// One entry of `steps`: a request, or a membership change at the identity
 /// service (to test what a removed member or a demoted admin can still do).
+// A scenario holds tens of items, not millions: boxing the request would
+// only make them harder to build and match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// A request and its expectations.
@@ -53,6 +56,8 @@ pub enum Item {
 /// or `removed: true` instead of a role).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MembershipChange {
+    /// Optional name for reports.
+    pub name: Option<String>,
     /// User key.
     pub user: String,
     /// Org key.

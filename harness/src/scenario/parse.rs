@@ -634,7 +634,16 @@ impl Decoder<'_> {
         if role.is_some() && !self.users[index].1.contains(&org) {
             self.users[index].1.push(org.clone());
         }
-        Ok(Item::Membership(MembershipChange { user, org, role }))
+        let name = match f.get("name") {
+            Some(n) => Some(self.string(n, "a step's `name`")?),
+            None => None,
+        };
+        Ok(Item::Membership(MembershipChange {
+            name,
+            user,
+            org,
+            role,
+        }))
     }
 
     fn step(&mut self, node: &Node) -> R<Step> {

@@ -196,10 +196,10 @@ impl Runner<'_> {
     }
 
     async fn membership(&mut self, label: String, change: &MembershipChange) -> StepOutcome {
-        let title = match &change.role {
+        let title = change.name.clone().unwrap_or_else(|| match &change.role {
             Some(role) => format!("{} becomes {role} in {}", change.user, change.org),
             None => format!("{} is removed from {}", change.user, change.org),
-        };
+        });
         let member = self.world.role(&change.user, &change.org).is_some();
         let done = match (&change.role, member) {
             (None, _) => {
@@ -286,8 +286,9 @@ impl Runner<'_> {
         let sent = request_text(&request);
         let reply = self.client.send_patiently(request).await;
         outcome.transcript = Some(reply.transcript.clone());
-        self.check(step, &owner, &sent, &reply, &mut outcome.failures);
+        // Captures first: the step's own expectations may use them.
         self.capture(step, &owner, &reply, &mut outcome.failures);
+        self.check(step, &owner, &sent, &reply, &mut outcome.failures);
         outcome
     }
 

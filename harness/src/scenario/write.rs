@@ -1,8 +1,10 @@
 //! Scenario files to YAML text. Campaigns write their shrunk reproductions
 //! with this; [`super::parse`] reads the text back to the same [`Scenario`].
 //!
-//! Every string is written double-quoted (so no text is ever re-typed as a
-//! number, a boolean or null, and no character needs a block scalar); JSON
+//! Every string is written plain when it is a simple word, path or key that
+//! reads back as the same string, double-quoted otherwise (so no text is
+//! ever re-typed as a number, a boolean or null, and no character needs a
+//! block scalar); JSON
 //! values are written in flow style, which YAML reads as it is. Query
 //! parameters are written as a list of one-entry mappings, the form that
 //! keeps a repeated name; headers and cookies too when a name repeats.
@@ -17,8 +19,8 @@ use crate::template::{Body, QueryValue, RequestTemplate};
 /// `scenario` as a scenario file.
 pub fn to_yaml(scenario: &Scenario) -> String {
     let mut out = String::new();
-    line(&mut out, 0, &format!("id: {}", quote(&scenario.id)));
-    line(&mut out, 0, &format!("title: {}", quote(&scenario.title)));
+    line(&mut out, 0, &format!("id: {}", scalar(&scenario.id)));
+    line(&mut out, 0, &format!("title: {}", scalar(&scenario.title)));
     line(&mut out, 0, &format!("severity: {}", scenario.severity.name()));
     if let Some(cwe) = scenario.cwe {
         line(&mut out, 0, &format!("cwe: {cwe}"));
@@ -40,10 +42,10 @@ pub fn to_yaml(scenario: &Scenario) -> String {
             line(&mut out, 1, "orgs:");
             for org in &given.orgs {
                 let body = match &org.name {
-                    Some(name) => format!("{{name: {}}}", quote(name)),
+                    Some(name) => format!("{{name: {}}}", scalar(name)),
                     None => "{}".to_string(),
                 };
-                line(&mut out, 2, &format!("{}: {body}", quote(&org.key)));
+                line(&mut out, 2, &format!("{}: {body}", scalar(&org.key)));
             }
         }
         if !given.users.is_empty() {
@@ -52,12 +54,12 @@ pub fn to_yaml(scenario: &Scenario) -> String {
                 let memberships: Vec<String> = user
                     .memberships
                     .iter()
-                    .map(|(o, r)| format!("{}: {}", quote(o), quote(r)))
+                    .map(|(o, r)| format!("{}: {}", scalar(o), scalar(r)))
                     .collect();
                 line(
                     &mut out,
                     2,
-                    &format!("{}: {{{}}}", quote(&user.key), memberships.join(", ")),
+                    &format!("{}: {{{}}}", scalar(&user.key), memberships.join(", ")),
                 );
             }
         }
@@ -74,18 +76,21 @@ pub fn to_yaml(scenario: &Scenario) -> String {
             Item::Send(step) => write_step(&mut out, 1, step),
             Item::Membership(m) => {
                 let change = match &m.role {
-                    Some(role) => format!("role: {}", quote(role)),
+                    Some(role) => format!("role: {}", scalar(role)),
                     None => "removed: true".to_string(),
                 };
-                line(
-                    &mut out,
-                    1,
-                    &format!(
-                        "- membership: {{user: {}, org: {}, {change}}}",
-                        quote(&m.user),
-                        quote(&m.org)
-                    ),
+                let membership = format!(
+                    "membership: {{user: {}, org: {}, {change}}}",
+                    scalar(&m.user),
+                    scalar(&m.org)
                 );
+                match &m.name {
+                    Some(name) => {
+                        line(&mut out, 1, &format!("- name: {}", scalar(name)));
+                        line(&mut out, 2, &membership);
+                    }
+                    None => line(&mut out, 1, &format!("- {membership}")),
+                }
             }
         }
     }
@@ -111,17 +116,17 @@ fn write_step(out: &mut String, level: usize, step: &Step) {
     let inner = level + 1;
     match &step.name {
         Some(name) => {
-            line(out, level, &format!("- name: {}", quote(name)));
-            line(out, inner, &format!("as: {}", quote(&actor)));
+            line(out, level, &format!("- name: {}", scalar(name)));
+            line(out, inner, &format!("as: {}", scalar(&actor)));
         }
-        None => line(out, level, &format!("- as: {}", quote(&actor))),
+        None => line(out, level, &format!("- as: {}", scalar(&actor))),
     }
     line(out, inner, "request:");
     write_request(out, inner + 1, &step.request);
     if !step.capture.is_empty() {
         line(out, inner, "capture:");
         for (name, path) in &step.capture {
-            line(out, inner + 1, &format!("{}: {}", quote(name), quote(path)));
+            line(out, inner + 1, &format!("{}: {}", scalar(name), scalar(path)));
         }
     }
     if step.expect != Expect::default() {
@@ -132,16 +137,16 @@ fn write_step(out: &mut String, level: usize, step: &Step) {
 
 fn write_request(out: &mut String, level: usize, request: &RequestTemplate) {
     line(out, level, &format!("method: {}", request.method));
-    line(out, level, &format!("path: {}", quote(&request.path)));
+    line(out, level, &format!("path: {}", scalar(&request.path)));
     if !request.query.is_empty() {
         line(out, level, "query:");
         for (name, value) in &request.query {
             let value = match value {
-                QueryValue::Text(text) => quote(text),
+                QueryValue::Text(text) => scalar(text),
                 QueryValue::Json(json @ (Value::Array(_) | Value::Object(_))) => flow_json(json),
                 QueryValue::Json(json) => format!("!json {}", flow_json(json)),
             };
-            line(out, level + 1, &format!("- {}: {value}", quote(name)));
+            line(out, level + 1, &format!("- {}: {value}", scalar(name)));
         }
     }
     for (key, pairs) in [("headers", &request.headers), ("cookies", &request.cookies)] {
@@ -158,7 +163,7 @@ fn write_request(out: &mut String, level: usize, request: &RequestTemplate) {
             line(
                 out,
                 level + 1,
-                &format!("{dash}{}: {}", quote(name), quote(value)),
+                &format!("{dash}{}: {}", scalar(name), scalar(value)),
             );
         }
     }
@@ -167,7 +172,7 @@ fn write_request(out: &mut String, level: usize, request: &RequestTemplate) {
         Some(Body::Form(pairs)) => {
             line(out, level, "form:");
             for (name, value) in pairs {
-                line(out, level + 1, &format!("- {}: {}", quote(name), quote(value)));
+                line(out, level + 1, &format!("- {}: {}", scalar(name), scalar(value)));
             }
         }
         None => {}
@@ -191,7 +196,7 @@ fn write_expect(out: &mut String, level: usize, expect: &Expect) {
                 JsonAssert::Exists(b) => format!("{{exists: {b}}}"),
                 JsonAssert::Length(n) => format!("{{length: {n}}}"),
             };
-            line(out, level + 1, &format!("{}: {assertion}", quote(path)));
+            line(out, level + 1, &format!("{}: {assertion}", scalar(path)));
         }
     }
     if !expect.headers.is_empty() {
@@ -199,9 +204,9 @@ fn write_expect(out: &mut String, level: usize, expect: &Expect) {
         for (name, assertion) in &expect.headers {
             let assertion = match assertion {
                 HeaderAssert::Present(b) => format!("{{present: {b}}}"),
-                HeaderAssert::Equals(v) => format!("{{equals: {}}}", quote(v)),
+                HeaderAssert::Equals(v) => format!("{{equals: {}}}", scalar(v)),
             };
-            line(out, level + 1, &format!("{}: {assertion}", quote(name)));
+            line(out, level + 1, &format!("{}: {assertion}", scalar(name)));
         }
     }
     if !expect.no_foreign_data {
@@ -218,14 +223,14 @@ fn write_expect(out: &mut String, level: usize, expect: &Expect) {
 }
 
 fn flow_strings(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
+    let quoted: Vec<String> = items.iter().map(|s| scalar(s)).collect();
     format!("[{}]", quoted.join(", "))
 }
 
 /// A JSON value in YAML flow style (strings through [`quote`]).
 fn flow_json(value: &Value) -> String {
     match value {
-        Value::String(s) => quote(s),
+        Value::String(s) => scalar(s),
         Value::Array(items) => {
             let items: Vec<String> = items.iter().map(flow_json).collect();
             format!("[{}]", items.join(", "))
@@ -233,12 +238,33 @@ fn flow_json(value: &Value) -> String {
         Value::Object(map) => {
             let entries: Vec<String> = map
                 .iter()
-                .map(|(k, v)| format!("{}: {}", quote(k), flow_json(v)))
+                .map(|(k, v)| format!("{}: {}", scalar(k), flow_json(v)))
                 .collect();
             format!("{{{}}}", entries.join(", "))
         }
         // null, booleans and numbers are the same in JSON and YAML 1.2.
         other => other.to_string(),
+    }
+}
+
+/// `text` plain when that reads back as the same string (a simple word,
+/// path or key such as `alice@a`, `org:admin`, `/api/projects`, `$.id`),
+/// double-quoted otherwise.
+fn scalar(text: &str) -> String {
+    let mut chars = text.chars();
+    let simple = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '/' || c == '$')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.@/:$-".contains(c))
+        && !text.ends_with(':')
+        && !text.contains("::")
+        && super::yaml::resolve(text) == super::yaml::Typed::Str;
+    if simple {
+        text.to_string()
+    } else {
+        quote(text)
     }
 }
 

@@ -1,0 +1,70 @@
+//! The `--target` options shared by the commands that talk to a target: a
+//! profile file, the URL of a running reference server, or (without
+//! `--target`) the reference stack started for the run.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tenantry_harness::profile::Profile;
+
+use crate::reference_stack::{self, Stack, ORIGIN};
+
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    /// The target: a profile file (TOML; see docs/profiles.md), or the base URL of a
+    /// running reference server (with --secret-key). Without it, the reference stack
+    /// is started for you.
+    #[arg(long, value_name = "PROFILE|URL")]
+    target: Option<String>,
+    /// With a URL --target: the reference server's Backend API secret key.
+    #[arg(
+        long,
+        env = "TENANTRY_TARGET_SECRET_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    secret_key: Option<String>,
+    /// With a URL --target: the origin to request session tokens as (their azp).
+    #[arg(long, value_name = "ORIGIN")]
+    origin: Option<String>,
+    /// Inject a named flaw into the reference stack (repeatable; reference stack only).
+    #[cfg(feature = "inject")]
+    #[arg(long = "inject", value_name = "NAME")]
+    inject: Vec<String>,
+}
+
+impl TargetArgs {
+    /// The target's profile, and the reference stack when it was started
+    /// for this run (stop it when done).
+    pub async fn open(&self) -> anyhow::Result<(Profile, Option<Stack>)> {
+        #[cfg(feature = "inject")]
+        let flaws = self.inject.clone();
+        #[cfg(not(feature = "inject"))]
+        let flaws: Vec<String> = Vec::new();
+        match &self.target {
+            Some(target) => {
+                if !flaws.is_empty() {
+                    anyhow::bail!("--inject applies to the reference stack only; drop --target");
+                }
+                Ok((self.profile(target)?, None))
+            }
+            None => {
+                let stack = reference_stack::start(&flaws).await?;
+                Ok((stack.profile(), Some(stack)))
+            }
+        }
+    }
+
+    /// The profile `target` names.
+    fn profile(&self, target: &str) -> anyhow::Result<Profile> {
+        if target.starts_with("http://") || target.starts_with("https://") {
+            let key = self
+                .secret_key
+                .clone()
+                .context("--secret-key (or TENANTRY_TARGET_SECRET_KEY) is required with a URL --target")?;
+            let origin = self.origin.as_deref().unwrap_or(ORIGIN);
+            return Ok(Profile::reference(target, &key, origin));
+        }
+        Ok(Profile::load(&PathBuf::from(target))?)
+    }
+}
