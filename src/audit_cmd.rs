@@ -161,8 +161,11 @@ async fn run_campaign(
         });
     }
     eprintln!(
-        "campaign: {} sequences, {} actions, seed {}",
-        found.sequences, found.actions, config.seed
+        "campaign: {} sequences, {} actions, seed {}; world: {}",
+        found.sequences,
+        found.actions,
+        config.seed,
+        found.cast.describe()
     );
     Ok(report)
 }

@@ -34,7 +34,8 @@ use crate::scenario::Scenario;
 use crate::session::Sessions;
 use crate::world::{OrgSpec, UserSpec, World, WorldSpec};
 
-use model::{Action, Encoding, Model, Position, ResourceShape, Shape, State, ORGS, USERS};
+pub use model::Cast;
+use model::{Action, Encoding, Model, Position, ResourceShape, Shape, State};
 pub use repro::Repro;
 
 /// How long and how hard a campaign runs.
@@ -91,10 +92,28 @@ pub struct CampaignReport {
     pub actions: u64,
     /// Findings (one per failing search, shrunk).
     pub findings: Vec<CampaignFinding>,
+    /// The world the campaign ran in (drawn from the seed).
+    pub cast: Cast,
+}
+
+/// The campaign's world for `seed`, from [`model::cast_strategy`].
+pub fn draw_cast(seed: u64) -> Cast {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..13].copy_from_slice(b"world");
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &bytes),
+    );
+    use proptest::strategy::{Strategy, ValueTree};
+    model::cast_strategy()
+        .new_tree(&mut runner)
+        .map(|tree| tree.current())
+        .unwrap_or_default()
 }
 
 /// The target's shape as the model sees it.
-fn shape(profile: &Profile) -> Shape {
+fn shape(profile: &Profile, cast: Cast) -> Shape {
     let resources = profile
         .resources
         .iter()
@@ -123,13 +142,15 @@ fn shape(profile: &Profile) -> Shape {
         jobs: profile.jobs.len(),
         cached: profile.cached.len(),
         positions,
+        cast,
     }
 }
 
-/// The campaign's world: orgs `a`, `b`; users per [`USERS`].
-fn world_spec(tag: &str) -> WorldSpec {
+/// The campaign's world for `cast`.
+fn world_spec(cast: &Cast, tag: &str) -> WorldSpec {
     WorldSpec {
-        orgs: ORGS
+        orgs: cast
+            .orgs
             .iter()
             .map(|k| OrgSpec {
                 key: k.to_string(),
@@ -137,14 +158,15 @@ fn world_spec(tag: &str) -> WorldSpec {
                 slug: format!("campaign-{k}-{tag}"),
             })
             .collect(),
-        users: USERS
+        users: cast
+            .users
             .iter()
             .map(|(name, memberships)| UserSpec {
                 key: name.to_string(),
                 email: format!("{name}-c{tag}@tenantry.invalid"),
                 memberships: memberships
                     .iter()
-                    .map(|(o, admin)| (ORGS[*o].to_string(), role_name(*admin).to_string()))
+                    .map(|(o, admin)| (cast.orgs[*o].clone(), role_name(*admin).to_string()))
                     .collect(),
             })
             .collect(),
@@ -175,6 +197,8 @@ struct Failure {
 }
 
 struct Executor<'a> {
+    /// The world's orgs and users.
+    cast: Cast,
     profile: &'a Profile,
     client: Client,
     sessions: &'a mut Sessions,
@@ -207,12 +231,13 @@ pub async fn run(
     }
     let mut canaries = CanarySource::new(config.seed ^ 0x6361_6d70_6169_676e);
     let tag = canaries.canary()[4..12].to_string();
-    let world = sessions.provision(&world_spec(&tag)).await?;
+    let cast = draw_cast(config.seed);
+    let world = sessions.provision(&world_spec(&cast, &tag)).await?;
     let mut oracle = Oracle::new();
     for org in &world.orgs {
         let _ = oracle.register(&org.id, &org.id, NeedleKind::Id, "organization");
     }
-    let shape = Arc::new(shape(profile));
+    let shape = Arc::new(shape(profile, cast.clone()));
     let executor = RefCell::new(Executor {
         profile,
         client: client.clone(),
@@ -226,11 +251,15 @@ pub async fn run(
         budget: config.budget,
         sequences: 0,
         actions: 0,
-        repro: Repro::new(profile),
+        repro: Repro::new(profile, &cast),
+        cast: cast.clone(),
     });
     let handle = tokio::runtime::Handle::current();
     let progress = RefCell::new(progress);
-    let mut report = CampaignReport::default();
+    let mut report = CampaignReport {
+        cast: cast.clone(),
+        ..CampaignReport::default()
+    };
     let mut found: Vec<&'static str> = Vec::new();
     // A few searches: each stops at its first failure; the next one goes on
     // with another seed, ignoring checks already reported.
@@ -359,7 +388,7 @@ impl Executor<'_> {
         }
         let t = self
             .sessions
-            .token(&self.world, USERS[user].0, Some(ORGS[org]))
+            .token(&self.world, self.cast.user(user), Some(self.cast.org(org)))
             .await?;
         self.tokens.insert((user, org), t.clone());
         Ok(t)
@@ -367,7 +396,7 @@ impl Executor<'_> {
 
     fn org_id(&self, org: usize) -> (String, String) {
         self.world
-            .org(ORGS[org])
+            .org(self.cast.org(org))
             .map(|o| (o.id.clone(), o.slug.clone()))
             .unwrap_or_default()
     }
@@ -423,12 +452,16 @@ impl Executor<'_> {
     ) -> Result<Reply, Failure> {
         let token = self.token(user, org).await.map_err(|e| Failure {
             check,
-            message: format!("no token for {}@{}: {e}", USERS[user].0, ORGS[org]),
+            message: format!(
+                "no token for {}@{}: {e}",
+                self.cast.user(user),
+                self.cast.org(org)
+            ),
             evidence: Vec::new(),
         })?;
         let request = self.sessions.placement().apply(request, &token);
         let reply = self.client.send_patiently(request.clone()).await;
-        let actor = format!("{}@{}", USERS[user].0, ORGS[org]);
+        let actor = format!("{}@{}", self.cast.user(user), self.cast.org(org));
         if reply.status >= 500 || reply.status == 0 {
             return Err(Failure {
                 check,
@@ -563,7 +596,12 @@ impl Executor<'_> {
                 if ok {
                     self.expect(
                         check,
-                        &format!("create {} as {}@{}", r.name, USERS[user].0, ORGS[org]),
+                        &format!(
+                            "create {} as {}@{}",
+                            r.name,
+                            self.cast.user(user),
+                            self.cast.org(org)
+                        ),
                         &reply,
                         &[200, 201],
                     )?;
@@ -602,7 +640,7 @@ impl Executor<'_> {
                             c,
                             &own,
                             NeedleKind::Canary,
-                            &format!("written by {}", USERS[user].0),
+                            &format!("written by {}", self.cast.user(user)),
                         );
                     }
                     self.expect(
@@ -627,7 +665,7 @@ impl Executor<'_> {
                 let r = &profile.resources[model_item.resource];
                 let own = model_item.org == org;
                 let live = !model_item.gone;
-                let who = format!("{}@{}", USERS[user].0, ORGS[org]);
+                let who = format!("{}@{}", self.cast.user(user), self.cast.org(org));
                 let parent_id = model_item
                     .parent
                     .and_then(|p| items.get(p).cloned().flatten())
@@ -696,7 +734,7 @@ impl Executor<'_> {
                         c,
                         &own_org,
                         NeedleKind::Canary,
-                        &format!("written by {}", USERS[user].0),
+                        &format!("written by {}", self.cast.user(user)),
                     );
                 }
                 let contains: Vec<String> = match action {
@@ -777,7 +815,12 @@ impl Executor<'_> {
                 let reply = self.exchange(check, user, org, request).await?;
                 self.expect(
                     check,
-                    &format!("list {} as {}@{}", r.name, USERS[user].0, ORGS[org]),
+                    &format!(
+                        "list {} as {}@{}",
+                        r.name,
+                        self.cast.user(user),
+                        self.cast.org(org)
+                    ),
                     &reply,
                     &allowed,
                 )?;
@@ -831,26 +874,30 @@ impl Executor<'_> {
             }
             Action::Switch { .. } => {}
             Action::RemoveMember { user, org } => {
-                let user_key = USERS[user].0;
+                let user_key = self.cast.user(user);
                 self.sessions
-                    .remove_member(&mut self.world, user_key, ORGS[org])
+                    .remove_member(&mut self.world, user_key, self.cast.org(org))
                     .await
                     .map_err(|e| Failure {
                         check,
-                        message: format!("could not remove {user_key} from {}: {e}", ORGS[org]),
+                        message: format!("could not remove {user_key} from {}: {e}", self.cast.org(org)),
                         evidence: Vec::new(),
                     })?;
                 self.tokens.remove(&(user, org));
                 self.repro.remove_member(user, org);
                 // The identity service must refuse a token for the old org.
-                if let Ok(token) = self.sessions.token(&self.world, user_key, Some(ORGS[org])).await {
+                if let Ok(token) = self
+                    .sessions
+                    .token(&self.world, user_key, Some(self.cast.org(org)))
+                    .await
+                {
                     let (org_id, _) = self.org_id(org);
                     if token_org(&token).is_some_and(|o| o == org_id) {
                         return Err(Failure {
                             check,
                             message: format!(
                                 "after {user_key} was removed from org {}, a token for it was still issued",
-                                ORGS[org]
+                                self.cast.org(org)
                             ),
                             evidence: Vec::new(),
                         });
@@ -858,13 +905,16 @@ impl Executor<'_> {
                 }
             }
             Action::ChangeRole { user, org, admin } => {
-                let user_key = USERS[user].0;
+                let user_key = self.cast.user(user);
                 self.sessions
-                    .set_role(&mut self.world, user_key, ORGS[org], role_name(admin))
+                    .set_role(&mut self.world, user_key, self.cast.org(org), role_name(admin))
                     .await
                     .map_err(|e| Failure {
                         check,
-                        message: format!("could not change {user_key}'s role in {}: {e}", ORGS[org]),
+                        message: format!(
+                            "could not change {user_key}'s role in {}: {e}",
+                            self.cast.org(org)
+                        ),
                         evidence: Vec::new(),
                     })?;
                 self.tokens.remove(&(user, org));
@@ -975,14 +1025,14 @@ impl Executor<'_> {
                 c,
                 &own_id,
                 NeedleKind::Canary,
-                &format!("forged {check} by {}", USERS[user].0),
+                &format!("forged {check} by {}", self.cast.user(user)),
             );
         }
         let reply = self.exchange(check, user, org, request).await?;
         if write && reply.status < 300 {
             // Where did it land? A member of the victim org lists.
             let Some(list) = r.list.clone() else { return Ok(()) };
-            let Some(member) = (0..USERS.len()).find(|&u| state.role(u, victim).is_some()) else {
+            let Some(member) = (0..self.cast.users.len()).find(|&u| state.role(u, victim).is_some()) else {
                 return Ok(());
             };
             let mut scratch = Vec::new();

@@ -26,6 +26,8 @@ pub struct Shape {
     pub cached: usize,
     /// Forgeable org positions (see [`Position`]) the profile declares.
     pub positions: Vec<Position>,
+    /// The world's orgs and users.
+    pub cast: Cast,
 }
 
 /// A resource type as the model sees it.
@@ -81,15 +83,113 @@ pub enum Encoding {
     DuplicateOwnLast,
 }
 
-/// The campaign's users: (name, initial memberships as (org, admin)).
-pub const USERS: &[(&str, &[(usize, bool)])] = &[
-    ("alice", &[(0, true), (1, false)]),
-    ("bob", &[(1, true)]),
-    ("carol", &[(0, false)]),
-];
+/// Who the campaign's world holds: org keys, and users with their initial
+/// memberships as (org, admin). Drawn per campaign by [`cast_strategy`] (so
+/// the seed fixes it); every org has an admin, every user an org, and at
+/// least one user belongs to two orgs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cast {
+    /// Org keys (`a`, `b`, …).
+    pub orgs: Vec<String>,
+    /// (user key, memberships as (org index, admin)).
+    pub users: Vec<(String, Vec<(usize, bool)>)>,
+}
 
-/// The campaign's orgs.
-pub const ORGS: &[&str] = &["a", "b"];
+impl Default for Cast {
+    /// Two orgs; alice admin of a and member of b, bob admin of b, carol
+    /// member of a.
+    fn default() -> Self {
+        Self {
+            orgs: vec!["a".into(), "b".into()],
+            users: vec![
+                ("alice".into(), vec![(0, true), (1, false)]),
+                ("bob".into(), vec![(1, true)]),
+                ("carol".into(), vec![(0, false)]),
+            ],
+        }
+    }
+}
+
+impl Cast {
+    /// User `u`'s key.
+    pub fn user(&self, u: usize) -> &str {
+        &self.users[u].0
+    }
+
+    /// Org `o`'s key.
+    pub fn org(&self, o: usize) -> &str {
+        &self.orgs[o]
+    }
+
+    /// One line for people: `a, b; alice (a admin, b member), bob (b admin)`.
+    pub fn describe(&self) -> String {
+        let users: Vec<String> = self
+            .users
+            .iter()
+            .map(|(name, m)| {
+                let roles: Vec<String> = m
+                    .iter()
+                    .map(|(o, admin)| {
+                        format!("{} {}", self.orgs[*o], if *admin { "admin" } else { "member" })
+                    })
+                    .collect();
+                format!("{name} ({})", roles.join(", "))
+            })
+            .collect();
+        format!("orgs {}; users {}", self.orgs.join(", "), users.join(", "))
+    }
+}
+
+const ORG_KEYS: [&str; 3] = ["a", "b", "c"];
+const USER_KEYS: [&str; 5] = ["alice", "bob", "carol", "dave", "erin"];
+
+/// Worlds of 2–3 orgs and 2–5 users with random memberships and roles,
+/// repaired so that every org has an admin, every user an org, and some
+/// user belongs to two orgs (multi-org users are where switch bugs live).
+pub fn cast_strategy() -> impl Strategy<Value = Cast> {
+    (2..=ORG_KEYS.len(), 2..=USER_KEYS.len())
+        .prop_flat_map(|(orgs, users)| {
+            let membership = proptest::collection::vec(proptest::option::of(any::<bool>()), orgs);
+            (Just(orgs), proptest::collection::vec(membership, users))
+        })
+        .prop_map(|(n_orgs, table)| {
+            // table[user][org]: Some(admin) when a member.
+            let mut table = table;
+            for (u, row) in table.iter_mut().enumerate() {
+                if row.iter().all(Option::is_none) {
+                    row[u % n_orgs] = Some(false);
+                }
+            }
+            for o in 0..n_orgs {
+                if !table.iter().any(|row| row[o] == Some(true)) {
+                    let u = table
+                        .iter()
+                        .position(|row| row[o].is_some())
+                        .unwrap_or(o % table.len());
+                    table[u][o] = Some(true);
+                }
+            }
+            if !table.iter().any(|row| row.iter().flatten().count() > 1) {
+                let other = usize::from(table[0][0].is_some());
+                table[0][other] = Some(false);
+            }
+            Cast {
+                orgs: ORG_KEYS[..n_orgs].iter().map(|k| k.to_string()).collect(),
+                users: table
+                    .into_iter()
+                    .enumerate()
+                    .map(|(u, row)| {
+                        let memberships = row
+                            .into_iter()
+                            .enumerate()
+                            .filter_map(|(o, m)| m.map(|admin| (o, admin)))
+                            .collect();
+                        (USER_KEYS[u].to_string(), memberships)
+                    })
+                    .collect(),
+            }
+        })
+}
 
 /// One resource the model knows about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,10 +220,10 @@ pub struct State {
 impl State {
     fn new(shape: Arc<Shape>) -> Self {
         Self {
-            shape,
-            active: USERS.iter().map(|(_, m)| Some(m[0].0)).collect(),
-            memberships: USERS.iter().map(|(_, m)| m.to_vec()).collect(),
+            active: shape.cast.users.iter().map(|(_, m)| Some(m[0].0)).collect(),
+            memberships: shape.cast.users.iter().map(|(_, m)| m.clone()).collect(),
             items: Vec::new(),
+            shape,
         }
     }
 
@@ -290,14 +390,6 @@ pub fn with_shape<T>(shape: Arc<Shape>, f: impl FnOnce() -> T) -> T {
 /// The model.
 pub struct Model;
 
-fn user() -> impl Strategy<Value = usize> {
-    0..USERS.len()
-}
-
-fn org() -> impl Strategy<Value = usize> {
-    0..ORGS.len()
-}
-
 impl ReferenceStateMachine for Model {
     type State = State;
     type Transition = Action;
@@ -309,6 +401,10 @@ impl ReferenceStateMachine for Model {
 
     fn transitions(state: &State) -> BoxedStrategy<Action> {
         let shape = state.shape.clone();
+        let n_users = shape.cast.users.len();
+        let n_orgs = shape.cast.orgs.len();
+        let user = move || 0..n_users;
+        let org = move || 0..n_orgs;
         let n_resources = shape.resources.len().max(1);
         let n_items = state.items.len();
         let mut choices: Vec<(u32, BoxedStrategy<Action>)> = Vec::new();
@@ -483,11 +579,13 @@ impl ReferenceStateMachine for Model {
                 // Keep every org with an admin and every user with an org.
                 state.role(user, org).is_some()
                     && state.memberships[user].len() > 1
-                    && (0..USERS.len()).any(|u| u != user && state.role(u, org) == Some(true))
+                    && (0..state.memberships.len()).any(|u| u != user && state.role(u, org) == Some(true))
             }
             Action::ChangeRole { user, org, admin } => {
                 state.role(user, org).is_some_and(|a| a != admin)
-                    && (admin || (0..USERS.len()).any(|u| u != user && state.role(u, org) == Some(true)))
+                    && (admin
+                        || (0..state.memberships.len())
+                            .any(|u| u != user && state.role(u, org) == Some(true)))
             }
             Action::Forge {
                 user,
@@ -611,12 +709,44 @@ mod tests {
                 Position::Route(0),
                 Position::Json(0),
             ],
+            cast: Cast::default(),
         })
+    }
+
+    proptest! {
+        #[test]
+        fn drawn_worlds_keep_the_invariants_the_model_needs(cast in cast_strategy()) {
+            prop_assert!((2..=3).contains(&cast.orgs.len()));
+            prop_assert!((2..=5).contains(&cast.users.len()));
+            for o in 0..cast.orgs.len() {
+                prop_assert!(cast.users.iter().any(|(_, m)| m.contains(&(o, true))), "org {o} has no admin: {cast:?}");
+            }
+            prop_assert!(cast.users.iter().all(|(_, m)| !m.is_empty()));
+            prop_assert!(cast.users.iter().any(|(_, m)| m.len() > 1));
+            for (_, m) in &cast.users {
+                let mut orgs: Vec<usize> = m.iter().map(|(o, _)| *o).collect();
+                orgs.dedup();
+                prop_assert_eq!(orgs.len(), m.len());
+            }
+        }
     }
 
     #[test]
     fn generated_sequences_respect_preconditions() {
-        with_shape(shape(), || {
+        let mut casts = TestRunner::deterministic();
+        for _ in 0..4 {
+            let cast = cast_strategy().new_tree(&mut casts).unwrap().current();
+            let shape = Arc::new(Shape {
+                cast,
+                ..(*shape()).clone()
+            });
+            sequences_respect_preconditions(shape);
+        }
+        sequences_respect_preconditions(shape());
+    }
+
+    fn sequences_respect_preconditions(shape: Arc<Shape>) {
+        with_shape(shape, || {
             let mut runner = TestRunner::deterministic();
             let strategy = Model::sequential_strategy(1..30);
             for _ in 0..50 {
@@ -625,8 +755,8 @@ mod tests {
                     assert!(Model::preconditions(&state, action), "{action:?} in {state:?}");
                     state = Model::apply(state, action);
                     // Every org keeps an admin; every user keeps an org.
-                    for org in 0..ORGS.len() {
-                        assert!((0..USERS.len()).any(|u| state.role(u, org) == Some(true)));
+                    for org in 0..state.shape.cast.orgs.len() {
+                        assert!((0..state.memberships.len()).any(|u| state.role(u, org) == Some(true)));
                     }
                     assert!(state.memberships.iter().all(|m| !m.is_empty()));
                 }

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::model::{Action, Encoding, Position, ORGS, USERS};
+use super::model::{Action, Cast, Encoding, Position};
 use crate::checks::Check;
 use crate::profile::{Job, Profile};
 use crate::scenario::{Actor, Expect, Given, GivenOrg, GivenUser, Item, MembershipChange, Scenario, Step};
@@ -16,6 +16,7 @@ use crate::template::{self, QueryValue, RequestTemplate};
 #[derive(Debug, Clone)]
 pub struct Repro {
     profile: Profile,
+    cast: Cast,
     steps: Vec<Step>,
     /// Membership changes, by the step index they come before.
     identity: Vec<(usize, IdentityStep)>,
@@ -56,11 +57,10 @@ fn rename(text: &str, f: &dyn Fn(&str) -> String) -> String {
             return out;
         };
         let inner = &after[..end];
-        let (name, filters) = match inner.split_once('|') {
-            Some((n, f)) => (n.trim(), format!(" |{f}")),
-            None => (inner.trim(), String::new()),
-        };
-        out.push_str(&format!("{{{{ {}{} }}}}", f(name), filters.trim_end()));
+        let mut parts = inner.split('|').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let filters: String = parts.map(|filter| format!(" | {filter}")).collect();
+        out.push_str(&format!("{{{{ {}{filters} }}}}", f(name)));
         rest = &after[end + 2..];
     }
     out.push_str(rest);
@@ -121,18 +121,12 @@ pub fn json_path_to(value: &Value, needle: &str) -> Option<String> {
     walk(value, needle, &mut pointer).then(|| pointer_to_path(&pointer))
 }
 
-fn member(user: usize, org: usize) -> Actor {
-    Actor::Member {
-        user: USERS[user].0.to_string(),
-        org: Some(ORGS[org].to_string()),
-    }
-}
-
 impl Repro {
     /// Empty, for `profile`.
-    pub fn new(profile: &Profile) -> Self {
+    pub fn new(profile: &Profile, cast: &Cast) -> Self {
         Self {
             profile: profile.clone(),
+            cast: cast.clone(),
             steps: Vec::new(),
             identity: Vec::new(),
             last_create: None,
@@ -147,14 +141,22 @@ impl Repro {
     }
 
     /// `template` in scenario terms: `org` is org `org`, ids are captures.
+    fn member(&self, user: usize, org: usize) -> Actor {
+        Actor::Member {
+            user: self.cast.user(user).to_string(),
+            org: Some(self.cast.org(org).to_string()),
+        }
+    }
+
     fn retemplate(
+        &self,
         template: &RequestTemplate,
         org: usize,
         id: Option<usize>,
         parent: Option<usize>,
         q: Option<usize>,
     ) -> RequestTemplate {
-        let org = ORGS[org];
+        let org = self.cast.org(org);
         template.map_strings(&|s| {
             rename(s, &|name| match name {
                 "org" => format!("org.{org}.id"),
@@ -170,7 +172,7 @@ impl Repro {
     fn push(&mut self, user: usize, org: usize, request: RequestTemplate, status: &[u16]) {
         self.steps.push(Step {
             name: None,
-            actor: member(user, org),
+            actor: self.member(user, org),
             request,
             capture: Vec::new(),
             expect: Expect {
@@ -191,7 +193,7 @@ impl Repro {
         ok: bool,
     ) {
         let r = &self.profile.resources[resource];
-        let request = Self::retemplate(&r.create, org, None, parent, None);
+        let request = self.retemplate(&r.create, org, None, parent, None);
         self.push(user, org, request, if ok { &[200, 201] } else { &[403, 404] });
         self.last_create = Some(resource);
     }
@@ -240,7 +242,7 @@ impl Repro {
             _ => return,
         };
         let Some(template) = template else { return };
-        let request = Self::retemplate(&template, org, Some(item), parent, Some(item));
+        let request = self.retemplate(&template, org, Some(item), parent, Some(item));
         self.push(user, org, request, status);
         if contains {
             if let Some(step) = self.steps.last_mut() {
@@ -257,14 +259,14 @@ impl Repro {
     pub fn list(&mut self, user: usize, org: usize, resource: usize, parent: Option<usize>, status: &[u16]) {
         let r = &self.profile.resources[resource];
         if let Some(list) = &r.list {
-            let request = Self::retemplate(list, org, None, parent, None);
+            let request = self.retemplate(list, org, None, parent, None);
             self.push(user, org, request, status);
         }
     }
 
     /// A job started (and polled once).
     pub fn export(&mut self, user: usize, org: usize, job: &Job) {
-        let start = Self::retemplate(&job.start, org, None, None, None);
+        let start = self.retemplate(&job.start, org, None, None, None);
         self.push(user, org, start, &[200, 201, 202]);
         if let Some(step) = self.steps.last_mut() {
             step.capture
@@ -273,13 +275,13 @@ impl Repro {
         let poll = job
             .poll
             .map_strings(&|s| rename(s, &|n| if n == "id" { "job".into() } else { n.to_string() }));
-        let poll = Self::retemplate(&poll, org, None, None, None);
+        let poll = self.retemplate(&poll, org, None, None, None);
         self.push(user, org, poll, &[200]);
     }
 
     /// Any other request.
     pub fn plain(&mut self, user: usize, org: usize, template: &RequestTemplate, status: &[u16]) {
-        let request = Self::retemplate(template, org, None, None, None);
+        let request = self.retemplate(template, org, None, None, None);
         self.push(user, org, request, status);
     }
 
@@ -308,7 +310,7 @@ impl Repro {
         encoding: Encoding,
     ) {
         let r = &self.profile.resources[resource];
-        let v = ORGS[victim];
+        let v = self.cast.org(victim);
         let value = match encoding {
             Encoding::Plain | Encoding::DuplicateOwnFirst | Encoding::DuplicateOwnLast => {
                 format!("{{{{ org.{v}.id }}}}")
@@ -329,9 +331,9 @@ impl Repro {
                     })
                 })
             }
-            _ if write => Self::retemplate(&r.create, org, None, None, None),
+            _ if write => self.retemplate(&r.create, org, None, None, None),
             _ => match &r.list {
-                Some(l) => Self::retemplate(l, org, None, None, None),
+                Some(l) => self.retemplate(l, org, None, None, None),
                 None => return,
             },
         };
@@ -340,7 +342,7 @@ impl Repro {
             let plain = format!("{{{{ org.{v}.id }}}}");
             request = request.map_strings(&|s| s.replace(&plain, &value));
         }
-        let own = format!("{{{{ org.{}.id }}}}", ORGS[org]);
+        let own = format!("{{{{ org.{}.id }}}}", self.cast.org(org));
         match position {
             Position::Route(_) => {}
             Position::Query(i) => {
@@ -368,7 +370,7 @@ impl Repro {
         }
         self.steps.push(Step {
             name: Some(format!("forged org ({encoding:?} in {position:?})")),
-            actor: member(user, org),
+            actor: self.member(user, org),
             request,
             capture: Vec::new(),
             expect: Expect::default(),
@@ -389,20 +391,26 @@ impl Repro {
             ],
             references: Vec::new(),
             given: Given {
-                orgs: ORGS
+                orgs: self
+                    .cast
+                    .orgs
                     .iter()
                     .map(|k| GivenOrg {
                         key: k.to_string(),
                         name: None,
                     })
                     .collect(),
-                users: USERS
+                users: self
+                    .cast
+                    .users
                     .iter()
                     .map(|(name, memberships)| GivenUser {
                         key: name.to_string(),
                         memberships: memberships
                             .iter()
-                            .map(|(o, admin)| (ORGS[*o].to_string(), super::role_name(*admin).to_string()))
+                            .map(|(o, admin)| {
+                                (self.cast.orgs[*o].clone(), super::role_name(*admin).to_string())
+                            })
                             .collect(),
                     })
                     .collect(),
@@ -418,14 +426,14 @@ impl Repro {
             Item::Membership(match *step {
                 IdentityStep::Remove { user, org } => MembershipChange {
                     name: None,
-                    user: USERS[user].0.to_string(),
-                    org: ORGS[org].to_string(),
+                    user: self.cast.user(user).to_string(),
+                    org: self.cast.org(org).to_string(),
                     role: None,
                 },
                 IdentityStep::Role { user, org, admin } => MembershipChange {
                     name: None,
-                    user: USERS[user].0.to_string(),
-                    org: ORGS[org].to_string(),
+                    user: self.cast.user(user).to_string(),
+                    org: self.cast.org(org).to_string(),
                     role: Some(super::role_name(admin).to_string()),
                 },
             })
