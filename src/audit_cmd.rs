@@ -22,6 +22,9 @@ pub struct AuditArgs {
     /// Only these checks: families, ids or globs, comma-separated (e.g. `ISO,ORG-00*`).
     #[arg(long, value_name = "SELECTORS")]
     checks: Option<String>,
+    /// Only checks of at least this severity (info, low, medium, high, critical).
+    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
+    min_severity: Option<Severity>,
     /// Exit 1 only for findings of at least this severity (default: any finding).
     #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
     fail_on: Option<Severity>,
@@ -51,7 +54,7 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 
 /// The exit code: 0 clean, 1 findings.
 pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
-    let selection = Selection::parse(args.checks.as_deref().unwrap_or(""), None)?;
+    let selection = Selection::parse(args.checks.as_deref().unwrap_or(""), args.min_severity)?;
     let (profile, stack) = args.target.open().await?;
     let seed = args.seed.unwrap_or_else(audit::random_seed);
     eprintln!(

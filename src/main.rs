@@ -4,6 +4,7 @@
 
 mod audit_cmd;
 mod checks_cmd;
+mod db_audit_cmd;
 mod reference_stack;
 mod run_cmd;
 mod serve;
@@ -31,6 +32,9 @@ enum Command {
     /// Audit a target (or the reference stack, started for you) for tenant-isolation bugs.
     /// Exit 0: no findings; 1: findings; 2: could not run.
     Audit(audit_cmd::AuditArgs),
+    /// Audit a database's row-level security (RLS-001..010) with the app role's
+    /// credentials. Exit 0: no findings; 1: findings; 2: could not run.
+    DbAudit(db_audit_cmd::DbAuditArgs),
     /// Run scenario files (by hand, or a campaign's reproductions) against a target
     /// (or the reference stack). Exit 0: all pass; 1: some failed; 2: bad input or
     /// could not run.
@@ -50,6 +54,10 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
+        Command::DbAudit(args) => match with_runtime("warn,tenantry=info", db_audit_cmd::run(args)) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         Command::Run(args) => {
             match with_runtime("warn,tenantry=info,tenantry_reference=warn", run_cmd::run(args)) {
                 Ok(code) => return ExitCode::from(code),

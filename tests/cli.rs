@@ -247,6 +247,36 @@ fn audit_of_the_reference_stack_is_clean() {
     assert!(report["checks_run"].as_array().unwrap().len() >= 14, "{report}");
     assert!(stderr.contains("0 findings"), "{stderr}");
     assert!(stderr.contains("starting the reference stack"), "{stderr}");
+    // A severity floor selects checks: every check run is critical.
+    let out = tenantry()
+        .args([
+            "audit",
+            "--min-severity",
+            "critical",
+            "--cases",
+            "0",
+            "--json",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = report["checks_run"].as_array().unwrap();
+    assert!(!run.is_empty());
+    for id in run {
+        let check = tenantry_harness::checks::find(id.as_str().unwrap()).unwrap();
+        assert_eq!(
+            check.severity,
+            tenantry_harness::checks::Severity::Critical,
+            "{id}"
+        );
+    }
     let bad = tenantry()
         .args(["audit", "--target", "http://127.0.0.1:9"])
         .env_remove("TENANTRY_TARGET_SECRET_KEY")

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod campaign;
 pub mod checks;
 pub mod client;
+pub mod dbaudit;
 pub mod oracle;
 pub mod profile;
 pub mod provision;
