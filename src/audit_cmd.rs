@@ -10,7 +10,8 @@ use tenantry_harness::audit::{self, Finding, Progress, Report};
 use tenantry_harness::campaign::{self, CampaignConfig};
 use tenantry_harness::checks::{Selection, Severity};
 use tenantry_harness::client::Client;
-use tenantry_harness::profile::Profile;
+use tenantry_harness::dbaudit::{self, DbAuditConfig};
+use tenantry_harness::profile::{DatabaseSpec, Profile};
 use tenantry_harness::scenario;
 
 use crate::target::TargetArgs;
@@ -73,6 +74,36 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
             };
             let found = run_campaign(&profile, &client, &config, &selection, &args.repro_dir).await?;
             report.absorb(found, "campaign");
+        }
+        // The database audit (RLS family): the reference stack's own
+        // database (through the app's own pool too), or the profile's
+        // `[database]`. It runs before the ablation switches RLS off.
+        let db_selection = selection.clone().and(Selection::parse("RLS", None)?);
+        let wants_db = dbaudit::CHECK_IDS
+            .iter()
+            .filter_map(|id| tenantry_harness::checks::find(id))
+            .any(|c| db_selection.includes(c));
+        if wants_db {
+            let config = match (&stack, &profile.database) {
+                (Some(stack), _) => Some(stack.db_audit_config()?),
+                (None, Some(spec)) => Some(db_audit_config(spec)),
+                (None, None) => None,
+            };
+            match config {
+                Some(config) => {
+                    eprintln!("database audit: {}", dbaudit::redact_url(&config.database_url));
+                    let mut found = dbaudit::audit(&config, &db_selection)
+                        .await
+                        .context("the database audit could not run")?;
+                    // Its "requests" are SQL statements: kept out of the HTTP rate.
+                    eprintln!("database audit: {} SQL statements", found.requests);
+                    found.requests = 0;
+                    report.absorb(found, "database");
+                }
+                None => eprintln!(
+                    "database audit skipped: the profile has no [database] section (the RLS checks need the app role's URL)"
+                ),
+            }
         }
         // Layer ablation, where the harness owns the database: with RLS off,
         // the app's own org filter must isolate alone.
@@ -173,6 +204,19 @@ async fn run_campaign(
     Ok(report)
 }
 
+/// The database audit's configuration from a profile's `[database]`.
+fn db_audit_config(spec: &DatabaseSpec) -> DbAuditConfig {
+    let mut config = DbAuditConfig::new(spec.url.clone());
+    if let Some(setting) = &spec.tenant_setting {
+        config.tenant_setting = setting.clone();
+    }
+    if let Some(column) = &spec.tenant_column {
+        config.tenant_column = column.clone();
+    }
+    config.context_statement = spec.context_statement.clone();
+    config
+}
+
 /// Checks re-run with row-level security off (the reference stack only).
 const ABLATION_CHECKS: &str = "ISO-001,ISO-002,ISO-003,ISO-004,ISO-005,ISO-006,ISO-008";
 
@@ -236,7 +280,7 @@ impl ProgressOutput {
 
 fn print_summary(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "{:<8} {:>6} {:>9}", "FAMILY", "CHECKS", "FINDINGS")?;
-    for family in ["ISO", "ORG", "SES"] {
+    for family in ["ISO", "ORG", "SES", "TOK", "RLS"] {
         let run = report.checks_run.iter().filter(|c| c.starts_with(family)).count();
         let found = report
             .findings

@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::future::BoxFuture;
+use tenantry_harness::dbaudit::{AppPool, DbAuditConfig, Ending};
 use tenantry_harness::profile::Profile;
 use tenantry_harness::services::{Database, Postgres, Redis};
 use tenantry_reference::config::Config;
+use tenantry_reference::pool_probe::PoolProbe;
 use tenantry_reference::server::{self, StackOptions};
 
 /// The origin the harness asks for tokens as.
@@ -23,6 +26,10 @@ pub struct Stack {
     pub secret_key: String,
     pg: Arc<Postgres>,
     database: Database,
+    /// The app role's password (per run).
+    app_password: String,
+    /// What the server was built with (its flaws, for the pool probe).
+    options: StackOptions,
     redis: Option<Redis>,
     server: tokio::task::JoinHandle<()>,
     shutdown: tokio::sync::oneshot::Sender<()>,
@@ -32,6 +39,17 @@ impl Stack {
     /// The built-in profile pointed at this stack.
     pub fn profile(&self) -> Profile {
         Profile::reference(&self.base, &self.secret_key, ORIGIN)
+    }
+
+    /// The database audit of the stack's own database: the app role's
+    /// credentials, and the app's own pool and context code for RLS-005.
+    pub fn db_audit_config(&self) -> anyhow::Result<DbAuditConfig> {
+        let role = PoolProbe::role(&self.options);
+        let mut config = DbAuditConfig::new(self.database.url_as(role, &self.app_password));
+        let probe = PoolProbe::new(&self.database.url(), &self.app_password, &self.options)
+            .context("opening the app's pool for the database audit")?;
+        config.app_pool = Some(Arc::new(AppPoolProbe(probe)));
+        Ok(config)
     }
 
     /// Layer ablation: switches row-level security off on every table that
@@ -139,6 +157,7 @@ pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
     let base = format!("http://{}", listener.local_addr()?);
     options.config.server.public_url = Some(base.clone());
     let app = server::build(&database.url(), &password, &options).await?;
+    let built = options.clone();
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let _ = app
@@ -165,8 +184,26 @@ pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
         secret_key,
         pg,
         database,
+        app_password: password,
+        options: built,
         redis,
         server,
         shutdown,
     })
+}
+
+/// The reference app's pool probe as the database audit sees it.
+struct AppPoolProbe(PoolProbe);
+
+impl AppPool for AppPoolProbe {
+    fn serve<'a>(&'a self, org: &'a str, ending: Ending) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.0.serve(org, matches!(ending, Ending::Rollback)))
+    }
+
+    fn next_connection<'a>(
+        &'a self,
+        sql: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Vec<Option<String>>>, String>> {
+        Box::pin(self.0.next_connection(sql))
+    }
 }

@@ -1,7 +1,7 @@
-//! `tenantry audit --inject FLAW` end to end, for every data-plane and proxy
-//! flaw of the ISO and ORG families: exit 1 with a finding of the check
-//! meant to catch it (and the JSON report says so). The TOK, SES, TPL, RL,
-//! OAU and RLS families are the attack suites' and the database audit's.
+//! `tenantry audit --inject FLAW` end to end, for every data-plane, proxy
+//! and database flaw (ISO, ORG and RLS families): exit 1 with a finding of
+//! the check meant to catch it (and the JSON report says so). The TOK, SES,
+//! TPL, RL and OAU flaws are the attack suites'.
 #![cfg(feature = "inject")]
 
 use std::process::Command;
@@ -9,6 +9,8 @@ use std::process::Command;
 fn audit_with(flaw: &str) -> (Option<i32>, serde_json::Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tenantry"))
         .args(["audit", "--seed", "11", "--json", "-", "--inject", flaw])
+        .arg("--repro-dir")
+        .arg(std::env::temp_dir().join(format!("tenantry-repro-{}-{flaw}", std::process::id())))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -25,6 +27,12 @@ fn every_data_plane_and_proxy_flaw_fails_the_audit_with_the_right_check() {
         ("job-without-org", &["ISO-008"]),
         ("trust-org-param", &["ORG-002", "ORG-003", "ORG-007"]),
         ("org-path-unchecked", &["ORG-001", "ORG-007"]),
+        // The database audit, on the stack's own database.
+        ("rls-not-forced", &["RLS-001", "RLS-002"]),
+        ("no-rls", &["RLS-002", "RLS-010"]),
+        // Only through the app's own pool: the next request's connection
+        // still carries the previous org.
+        ("session-scoped-context", &["RLS-005"]),
     ];
     for (flaw, expected) in cases {
         let (code, report, stderr) = audit_with(flaw);
@@ -46,7 +54,7 @@ fn every_data_plane_and_proxy_flaw_fails_the_audit_with_the_right_check() {
         assert!(
             found
                 .iter()
-                .all(|id| id.starts_with("ISO") || id.starts_with("ORG") || id.starts_with("SES")),
+                .all(|id| ["ISO", "ORG", "SES", "RLS"].iter().any(|f| id.starts_with(f))),
             "{flaw}: {found:?}"
         );
         assert!(

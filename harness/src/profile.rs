@@ -131,9 +131,36 @@ pub struct Job {
     pub done: Vec<String>,
 }
 
+/// `[database]`: the app role's connection and how the app carries the org
+/// (for the database audit; defaults are the reference stack's).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseSpec {
+    /// The app role's URL (a secret: never printed).
+    pub url: String,
+    /// The setting that carries the org (`app.org_id`).
+    pub tenant_setting: Option<String>,
+    /// The tenant column (`organization_id`).
+    pub tenant_column: Option<String>,
+    /// The statement the app sets the context with, `$1` the org id.
+    pub context_statement: Option<String>,
+}
+
+impl std::fmt::Debug for DatabaseSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSpec")
+            .field("url", &"(redacted)")
+            .field("tenant_setting", &self.tenant_setting)
+            .field("tenant_column", &self.tenant_column)
+            .field("context_statement", &self.context_statement)
+            .finish()
+    }
+}
+
 /// A target profile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
+    /// `[database]`: for the database audit (RLS family).
+    pub database: Option<DatabaseSpec>,
     /// Name shown in reports.
     pub name: String,
     /// Base URL.
@@ -241,7 +268,16 @@ struct RawProfile {
     #[serde(default)]
     oauth: Option<toml::Table>,
     #[serde(default)]
-    database: Option<toml::Table>,
+    database: Option<S<RawDatabase>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: S<String>,
+    tenant_setting: Option<S<String>>,
+    tenant_column: Option<S<String>>,
+    context_statement: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -355,6 +391,61 @@ impl Builder<'_> {
         Err((self.at)(span, message.to_string()))
     }
 
+    /// `[database]`: the app role's URL and how the app carries the org.
+    fn database(&self, raw: &S<RawDatabase>) -> Result<DatabaseSpec, ProfileError> {
+        let d = raw.get_ref();
+        let url = self.expand(&d.url)?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.contains('=')) {
+            return self.err(
+                d.url.span(),
+                "database.url must be a postgres:// URL (or key=value connection string) with the app role's credentials",
+            );
+        }
+        let tenant_setting = match &d.tenant_setting {
+            Some(t) => {
+                let name = self.expand(t)?;
+                let valid = name.split_once('.').is_some_and(|(a, b)| {
+                    !a.is_empty()
+                        && !b.is_empty()
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                });
+                if !valid {
+                    return self.err(
+                        t.span(),
+                        format!("tenant_setting `{name}` must be a custom setting name such as `app.org_id`"),
+                    );
+                }
+                Some(name)
+            }
+            None => None,
+        };
+        let tenant_column = match &d.tenant_column {
+            Some(c) => Some(self.expand(c)?),
+            None => None,
+        };
+        let context_statement = match &d.context_statement {
+            Some(c) => {
+                let sql = self.expand(c)?;
+                if !sql.contains("$1") {
+                    return self.err(
+                        c.span(),
+                        "context_statement must take the org id as `$1` (e.g. `SELECT set_config('app.org_id', $1, true)`)",
+                    );
+                }
+                Some(sql)
+            }
+            None => None,
+        };
+        Ok(DatabaseSpec {
+            url,
+            tenant_setting,
+            tenant_column,
+            context_statement,
+        })
+    }
+
     /// `${NAME}` -> the environment variable.
     fn expand(&self, value: &S<String>) -> Result<String, ProfileError> {
         let text = value.get_ref();
@@ -415,16 +506,17 @@ impl Builder<'_> {
             .map(|(i, j)| self.job(i, j))
             .collect::<Result<_, _>>()?;
         let mut extra = BTreeMap::new();
-        for (name, table) in [
-            ("rate_limit", raw.rate_limit),
-            ("oauth", raw.oauth),
-            ("database", raw.database),
-        ] {
+        for (name, table) in [("rate_limit", raw.rate_limit), ("oauth", raw.oauth)] {
             if let Some(table) = table {
                 extra.insert(name.to_string(), table);
             }
         }
+        let database = match &raw.database {
+            Some(d) => Some(self.database(d)?),
+            None => None,
+        };
         Ok(Profile {
+            database,
             name: raw.name.unwrap_or_else(|| base_url.clone()),
             base_url,
             session,

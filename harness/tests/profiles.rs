@@ -90,6 +90,10 @@ fn bad_profiles_name_the_place_and_what_was_expected() {
         ("admin_only undeclared", "[[resources]]\nname = \"p\"\ncreate = { path = \"/p\" }\nadmin_only = [\"delete\"]\n"),
         ("org route without org", "[org]\nroutes = [{ path = \"/orgs\" }]\n"),
         ("job without done", "[[jobs]]\nstart = { path = \"/e\" }\npoll = { path = \"/e/{{ id }}\" }\nstatus = \"/s\"\ndone = []\n"),
+        ("database url not postgres", "[database]\nurl = \"mysql://x\"\n"),
+        ("database unknown key", "[database]\nurl = \"postgres://app@db/app\"\ntenant = \"org\"\n"),
+        ("database setting", "[database]\nurl = \"postgres://app@db/app\"\ntenant_setting = \"org id\"\n"),
+        ("database context without $1", "[database]\nurl = \"postgres://app@db/app\"\ncontext_statement = \"SET app.org_id = 'x'\"\n"),
         ("unknown template key", "[[resources]]\nname = \"p\"\ncreate = { path = \"/p\", bdoy = {} }\n"),
     ];
     let mut table = String::new();

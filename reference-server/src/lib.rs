@@ -43,6 +43,7 @@ pub mod inject;
 pub mod jobs;
 pub mod metrics;
 pub mod oauth;
+pub mod pool_probe;
 pub mod problem;
 pub mod proxy;
 pub mod ratelimit;

@@ -13,90 +13,39 @@ use futures::future::BoxFuture;
 use tenantry_harness::audit::Report;
 use tenantry_harness::checks::Selection;
 use tenantry_harness::dbaudit::{self, AppPool, DbAuditConfig, Ending};
-use tenantry_reference::db::{self, PoolSettings};
-use tenantry_reference::tenant::{OrgId, Role, Tenant};
-use tenantry_reference::tenant_db::{Db, Query, PROJECTS};
-use tenantry_reference::wire::Pool;
+use tenantry_reference::config::Config;
+use tenantry_reference::db;
+use tenantry_reference::pool_probe::PoolProbe;
+use tenantry_reference::server::StackOptions;
 
 use common::APP_PASSWORD;
 
 /// The reference app's own pool and `TenantDb` code path, one connection,
 /// so the connection inspected is the one the request used.
-struct ReferenceApp {
-    pool: Pool,
-    db: Db,
-}
+struct ReferenceApp(PoolProbe);
 
 impl ReferenceApp {
-    #[cfg_attr(not(feature = "inject"), allow(unused_mut))]
-    fn new(
-        database_url: &str,
-        role: &str,
-        #[cfg(feature = "inject")] flaws: tenantry_reference::inject::Flaws,
-    ) -> Self {
-        let pool = db::pool_as(
-            database_url,
-            role,
-            APP_PASSWORD,
-            &PoolSettings {
-                size: 1,
-                statement_timeout: Duration::from_secs(5),
-            },
-        )
-        .expect("the app pool");
-        let mut db = Db::new(pool.clone());
+    fn new(database_url: &str, #[cfg(feature = "inject")] flaws: tenantry_reference::inject::Flaws) -> Self {
+        #[cfg_attr(not(feature = "inject"), allow(unused_mut))]
+        let mut options = StackOptions::new(Config::default(), false);
         #[cfg(feature = "inject")]
         {
-            db = db.with_flaws(flaws);
+            options.flaws = flaws;
         }
-        Self { pool, db }
+        Self(PoolProbe::new(database_url, APP_PASSWORD, &options).expect("the app pool"))
     }
 }
 
 impl AppPool for ReferenceApp {
     fn serve<'a>(&'a self, org: &'a str, ending: Ending) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            let org = OrgId::new(org).ok_or("bad org id")?;
-            let tenant = Tenant::new(org, "user_dbaudit", Role::Admin, vec![]);
-            let tenant_db = self.db.for_tenant(&tenant);
-            match ending {
-                Ending::Commit => {
-                    tenant_db
-                        .read(&Query::select(&PROJECTS))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                Ending::Rollback => {
-                    let mut tx = tenant_db.begin().await.map_err(|e| e.to_string())?;
-                    tx.query(&Query::select(&PROJECTS))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    tx.rollback().await.map_err(|e| e.to_string())?;
-                }
-            }
-            Ok(())
-        })
+        Box::pin(self.0.serve(org, matches!(ending, Ending::Rollback)))
     }
 
     fn next_connection<'a>(
         &'a self,
         sql: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Vec<Option<String>>>, String>> {
-        Box::pin(async move {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            let rows = conn
-                .query(sql, &[])
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-            rows.iter()
-                .map(|row| {
-                    (0..row.len())
-                        .map(|i| row.try_get::<_, Option<String>>(i))
-                        .collect()
-                })
-                .collect()
-        })
+        Box::pin(self.0.next_connection(sql))
     }
 }
 
@@ -163,7 +112,6 @@ async fn the_clean_reference_schema_has_no_findings() {
     let mut config = DbAuditConfig::new(&url);
     config.app_pool = Some(Arc::new(ReferenceApp::new(
         &database.url(),
-        db::APP_ROLE,
         #[cfg(feature = "inject")]
         tenantry_reference::inject::Flaws::none(),
     )));
@@ -398,7 +346,7 @@ mod flaws {
         assert!(sql_only.findings.is_empty(), "{}", listing(&sql_only));
         // Through the app's own TenantDb and pool, it is caught.
         let mut config = DbAuditConfig::new(&url);
-        config.app_pool = Some(Arc::new(ReferenceApp::new(&database.url(), db::APP_ROLE, flaws)));
+        config.app_pool = Some(Arc::new(ReferenceApp::new(&database.url(), flaws)));
         let report = run_audit(&config).await;
         assert_eq!(ids(&report), BTreeSet::from(["RLS-005"]), "{}", listing(&report));
         assert!(
