@@ -13,6 +13,7 @@ use tenantry_harness::client::Client;
 use tenantry_harness::dbaudit::{self, DbAuditConfig};
 use tenantry_harness::profile::{DatabaseSpec, Profile};
 use tenantry_harness::scenario;
+use tenantry_harness::tokens;
 
 use crate::target::TargetArgs;
 
@@ -74,6 +75,27 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
             };
             let found = run_campaign(&profile, &client, &config, &selection, &args.repro_dir).await?;
             report.absorb(found, "campaign");
+        }
+        // The token suite (TOK family): with the operator's signing key on
+        // the reference stack (or the mint source's own), its re-signed cases
+        // run too.
+        let tok_selection = selection.clone().and(Selection::parse("TOK", None)?);
+        if tenantry_harness::checks::CHECKS
+            .iter()
+            .any(|c| c.family == "TOK" && tok_selection.includes(c))
+        {
+            let signing_key = stack.as_ref().map(|s| s.signing_key()).transpose()?;
+            let mut sessions = audit::sessions_for(&profile, &client).await?;
+            let found = tokens::audit_with(
+                &profile,
+                &client,
+                &mut sessions,
+                &tok_selection,
+                seed,
+                tokens::AuditOptions { signing_key },
+            )
+            .await?;
+            report.absorb(found, "tokens");
         }
         // The database audit (RLS family): the reference stack's own
         // database (through the app's own pool too), or the profile's

@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use tenantry_harness::dbaudit::{AppPool, DbAuditConfig, Ending};
 use tenantry_harness::profile::Profile;
 use tenantry_harness::services::{Database, Postgres, Redis};
+use tenantry_harness::tokens::RsaKey;
 use tenantry_reference::config::Config;
 use tenantry_reference::pool_probe::PoolProbe;
 use tenantry_reference::server::{self, StackOptions};
@@ -30,6 +31,9 @@ pub struct Stack {
     app_password: String,
     /// What the server was built with (its flaws, for the pool probe).
     options: StackOptions,
+    /// The identity service's active signing key (kid, PKCS#8 DER): the
+    /// operator's key, which the token suite uses for re-signed cases.
+    signing_key: (String, Vec<u8>),
     redis: Option<Redis>,
     server: tokio::task::JoinHandle<()>,
     shutdown: tokio::sync::oneshot::Sender<()>,
@@ -50,6 +54,13 @@ impl Stack {
             .context("opening the app's pool for the database audit")?;
         config.app_pool = Some(Arc::new(AppPoolProbe(probe)));
         Ok(config)
+    }
+
+    /// The identity service's signing key, for the token suite's re-signed
+    /// cases (expired, template-shaped and claim-typed tokens).
+    pub fn signing_key(&self) -> anyhow::Result<RsaKey> {
+        RsaKey::from_pkcs8(&self.signing_key.0, &self.signing_key.1)
+            .map_err(|e| anyhow::anyhow!("the stack's signing key does not load: {e}"))
     }
 
     /// Layer ablation: switches row-level security off on every table that
@@ -158,6 +169,8 @@ pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
     options.config.server.public_url = Some(base.clone());
     let app = server::build(&database.url(), &password, &options).await?;
     let built = options.clone();
+    let active = app.key_ring().active();
+    let signing_key = (active.kid().to_string(), active.pkcs8_der().to_vec());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let _ = app
@@ -186,6 +199,7 @@ pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
         database,
         app_password: password,
         options: built,
+        signing_key,
         redis,
         server,
         shutdown,

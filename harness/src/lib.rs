@@ -20,4 +20,5 @@ pub mod scenario;
 pub mod services;
 pub mod session;
 pub mod template;
+pub mod tokens;
 pub mod world;

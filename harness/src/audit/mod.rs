@@ -59,6 +59,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Requests sent.
     pub requests: u64,
+    /// Of those, status polls of background jobs: their number depends on
+    /// how fast the target works, everything else on the seed alone.
+    pub polls: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -101,6 +104,7 @@ impl Report {
             self.findings.push(f);
         }
         self.requests += other.requests;
+        self.polls += other.polls;
         self.elapsed += other.elapsed;
     }
 }
@@ -127,6 +131,9 @@ pub enum AuditError {
     /// The target did not answer at all.
     #[error("the target did not answer: {0}")]
     Unreachable(String),
+    /// The token suite could not judge the target.
+    #[error("token suite: {0}")]
+    Tokens(#[from] crate::tokens::SuiteError),
 }
 
 /// Where the audit is (for progress bars).

@@ -481,6 +481,7 @@ pub(super) async fn jobs(run: &mut Run<'_>, a: &Actor, b: &Actor) {
             let deadline = Instant::now() + Duration::from_secs(15);
             while let Ok(request) = run.render(&job.poll, b, None, &vars, &mut scratch) {
                 let polled = run.send("ISO-008", b, request).await;
+                run.report.polls += 1;
                 let status = polled
                     .json()
                     .pointer(&job.status_pointer)

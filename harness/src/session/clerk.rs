@@ -81,12 +81,26 @@ impl ClerkApi {
         path: &str,
         body: Value,
     ) -> Result<Value, SessionError> {
+        let origin = self.origin.clone();
+        self.frontend_as(step, cookie, path, body, origin.as_deref())
+            .await
+    }
+
+    /// A Frontend API call from a browser at `origin`.
+    async fn frontend_as(
+        &self,
+        step: &'static str,
+        cookie: &mut String,
+        path: &str,
+        body: Value,
+        origin: Option<&str>,
+    ) -> Result<Value, SessionError> {
         let mut request = Request::new("POST", path).json(body);
         if !cookie.is_empty() {
             request = request.header("cookie", cookie.clone());
         }
-        if let Some(origin) = &self.origin {
-            request = request.header("origin", origin.clone());
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
         }
         let reply = self.client.send(request).await;
         if let Some(set) = reply.header("set-cookie") {
@@ -269,6 +283,70 @@ impl ClerkApi {
             )
             .await?;
         let jwt = answer["jwt"].as_str().unwrap_or_default().to_string();
+        self.client.register_secret(&jwt);
+        Ok(jwt)
+    }
+
+    /// A session token from the Backend API (secret key): it carries no
+    /// `azp`, since no browser origin asked for it.
+    pub async fn backend_token(&self, session: &Session) -> Result<String, SessionError> {
+        let answer = self
+            .backend(
+                "backend session token",
+                "POST",
+                &format!("/v1/sessions/{}/tokens", session.session_id),
+                Some(json!({})),
+            )
+            .await?;
+        self.issued(answer)
+    }
+
+    /// A session token requested by a browser at `origin` (its `azp`).
+    pub async fn token_for_origin(&self, session: &Session, origin: &str) -> Result<String, SessionError> {
+        let mut cookie = session.client_cookie.clone();
+        let answer = self
+            .frontend_as(
+                "session token for another origin",
+                &mut cookie,
+                &format!("/v1/client/sessions/{}/tokens", session.session_id),
+                json!({}),
+                Some(origin),
+            )
+            .await?;
+        self.issued(answer)
+    }
+
+    /// A token from JWT template `name` (Frontend API, as the app's origin).
+    pub async fn template_token(&self, session: &Session, name: &str) -> Result<String, SessionError> {
+        let mut cookie = session.client_cookie.clone();
+        let answer = self
+            .frontend(
+                "template token",
+                &mut cookie,
+                &format!("/v1/client/sessions/{}/tokens/{name}", session.session_id),
+                json!({}),
+            )
+            .await?;
+        self.issued(answer)
+    }
+
+    /// Creates JWT template `name` with `claims` (Backend API).
+    pub async fn create_template(&self, name: &str, claims: Value) -> Result<(), SessionError> {
+        self.backend(
+            "create jwt template",
+            "POST",
+            "/v1/jwt_templates",
+            Some(json!({ "name": name, "claims": claims })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    fn issued(&self, answer: Value) -> Result<String, SessionError> {
+        let jwt = answer["jwt"].as_str().unwrap_or_default().to_string();
+        if jwt.is_empty() {
+            return Err(SessionError::new("token", "no jwt in the answer"));
+        }
         self.client.register_secret(&jwt);
         Ok(jwt)
     }

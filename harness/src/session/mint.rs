@@ -232,6 +232,13 @@ impl MintSource {
         &self.base
     }
 
+    /// The signing key as (`kid`, PKCS#8 DER).
+    pub(super) fn signing_key_pkcs8(&self) -> Result<(String, Vec<u8>), SessionError> {
+        use aws_lc_rs::encoding::Pkcs8V1Der;
+        let der: Pkcs8V1Der = self.key.pair.as_der().map_err(crypto)?;
+        Ok((self.key.kid.clone(), der.as_ref().to_vec()))
+    }
+
     /// The public key as SPKI PEM.
     pub(super) fn public_pem(&self) -> &str {
         &self.key.public_pem

@@ -72,6 +72,19 @@ impl Placement {
     }
 }
 
+/// A token the identity service issues besides the app's own session token;
+/// the token suite checks that each is refused as a session token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued<'a> {
+    /// From the Backend API with the secret key: no `azp`.
+    BackendApi,
+    /// Requested by a browser at another origin (another app of the same
+    /// instance): `azp` is that origin.
+    ForOrigin(&'a str),
+    /// From JWT template `name`: no `sid`.
+    Template(&'a str),
+}
+
 /// A session source with its state (signed-in devices, minted keys, …).
 #[derive(Debug)]
 pub struct Sessions {
@@ -143,6 +156,61 @@ impl Sessions {
             Source::Mint(m) => Some(m.public_pem()),
             _ => None,
         }
+    }
+
+    /// `mint`: the signing key as (`kid`, PKCS#8 DER), for attacks that need
+    /// validly signed tokens with chosen claims. `None` for other sources.
+    pub fn signing_key_pkcs8(&self) -> Result<Option<(String, Vec<u8>)>, SessionError> {
+        match &self.source {
+            Source::Mint(m) => m.signing_key_pkcs8().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// `clerk-api`: creates JWT template `name` with `claims`; `false` for
+    /// sources that have no templates.
+    pub async fn create_template(
+        &mut self,
+        name: &str,
+        claims: serde_json::Value,
+    ) -> Result<bool, SessionError> {
+        match &mut self.source {
+            Source::Clerk(c) => c.api.create_template(name, claims).await.map(|_| true),
+            _ => Ok(false),
+        }
+    }
+
+    /// `clerk-api`: a token of kind `kind` for `user` with `org` active.
+    /// `None` for sources that cannot issue one.
+    pub async fn issued_token(
+        &mut self,
+        world: &World,
+        user: &str,
+        org: Option<&str>,
+        kind: Issued<'_>,
+    ) -> Result<Option<String>, SessionError> {
+        let Source::Clerk(c) = &mut self.source else {
+            return Ok(None);
+        };
+        let user = world
+            .user(user)
+            .ok_or_else(|| SessionError::new("token", format!("no user `{user}` in the world")))?;
+        let org = match org {
+            Some(key) => Some(
+                world
+                    .org(key)
+                    .ok_or_else(|| SessionError::new("token", format!("no org `{key}` in the world")))?,
+            ),
+            None => None,
+        };
+        let session = c.device(user).await?;
+        c.api.set_active(&session, org.map(|o| o.id.as_str())).await?;
+        let token = match kind {
+            Issued::BackendApi => c.api.backend_token(&session).await?,
+            Issued::ForOrigin(origin) => c.api.token_for_origin(&session, origin).await?,
+            Issued::Template(name) => c.api.template_token(&session, name).await?,
+        };
+        Ok(Some(token))
     }
 
     /// Tokens go here on requests.
@@ -364,7 +432,8 @@ impl ClerkSource {
         Ok(world)
     }
 
-    async fn token(&mut self, user: &User, org: Option<&Org>) -> Result<String, SessionError> {
+    /// The user's signed-in device (signing in the first time).
+    async fn device(&mut self, user: &User) -> Result<Session, SessionError> {
         if !self.devices.contains_key(&user.id) {
             let password = self.password.clone().ok_or_else(|| {
                 SessionError::new("sign in", "the world was not provisioned by this source")
@@ -372,8 +441,12 @@ impl ClerkSource {
             let session = self.api.sign_in(&user.email, &password).await?;
             self.devices.insert(user.id.clone(), session);
         }
-        let session = &self.devices[&user.id];
-        self.api.set_active(session, org.map(|o| o.id.as_str())).await?;
-        self.api.token(session).await
+        Ok(self.devices[&user.id].clone())
+    }
+
+    async fn token(&mut self, user: &User, org: Option<&Org>) -> Result<String, SessionError> {
+        let session = self.device(user).await?;
+        self.api.set_active(&session, org.map(|o| o.id.as_str())).await?;
+        self.api.token(&session).await
     }
 }
