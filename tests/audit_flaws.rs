@@ -20,57 +20,103 @@ fn audit_with(flaw: &str) -> (Option<i32>, serde_json::Value, String) {
     (out.status.code(), report, stderr)
 }
 
+/// Every flaw the audit catches, with the checks that must report it.
+const CAUGHT: &[(&str, &[&str])] = &[
+    // Only visible with RLS off: the audit's layer ablation pass.
+    ("no-app-filter", &["ISO-001", "ISO-002", "ISO-004", "ISO-005"]),
+    ("cache-key-without-org", &["ISO-009"]),
+    ("job-without-org", &["ISO-008"]),
+    ("trust-org-param", &["ORG-002", "ORG-003", "ORG-007"]),
+    ("org-path-unchecked", &["ORG-001", "ORG-007"]),
+    // The token suite (the operator's signing key is at hand on the
+    // reference stack, so re-signed expired and sid-less tokens run too).
+    ("jwt-alg-none", &["TOK-003"]),
+    ("jwt-hs256-confusion", &["TOK-006"]),
+    ("jwt-skip-exp", &["TOK-013"]),
+    ("jwt-ignore-azp", &["TOK-020", "TOK-024"]),
+    ("template-token-as-session", &["TOK-018"]),
+    ("role-from-claim-unsigned", &["TOK-025"]),
+    // The database audit, on the stack's own database.
+    ("rls-not-forced", &["RLS-001", "RLS-002"]),
+    ("no-rls", &["RLS-002", "RLS-010"]),
+    // Only through the app's own pool: the next request's connection
+    // still carries the previous org.
+    ("session-scoped-context", &["RLS-005"]),
+];
+
+/// Families whose suites `tenantry audit` does not run yet (issue 7): their
+/// flaws are caught by the reference server's own tests until then.
+const PENDING_FAMILIES: &[&str] = &["SES", "TPL", "RL", "OAU"];
+
+fn expect_caught(flaw: &str) {
+    let expected = CAUGHT
+        .iter()
+        .find(|(name, _)| *name == flaw)
+        .map(|(_, ids)| *ids)
+        .unwrap_or_else(|| panic!("{flaw} is not in CAUGHT"));
+    let (code, report, stderr) = audit_with(flaw);
+    assert_eq!(code, Some(1), "{flaw}: {stderr}");
+    assert!(
+        stderr.contains(&format!("WARNING: injected flaw {flaw}")),
+        "{stderr}"
+    );
+    let found: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    for id in expected {
+        assert!(found.contains(id), "{flaw}: {id} missing from {found:?}");
+    }
+    assert!(
+        !report.to_string().contains("Bearer ey"),
+        "{flaw}: a token leaked into the report"
+    );
+}
+
 #[test]
-fn every_data_plane_and_proxy_flaw_fails_the_audit_with_the_right_check() {
-    let cases: &[(&str, &[&str])] = &[
-        // Only visible with RLS off: the audit's layer ablation pass.
-        ("no-app-filter", &["ISO-001", "ISO-002", "ISO-004", "ISO-005"]),
-        ("cache-key-without-org", &["ISO-009"]),
-        ("job-without-org", &["ISO-008"]),
-        ("trust-org-param", &["ORG-002", "ORG-003", "ORG-007"]),
-        ("org-path-unchecked", &["ORG-001", "ORG-007"]),
-        // The token suite (the operator's signing key is at hand on the
-        // reference stack, so re-signed expired and sid-less tokens run too).
-        ("jwt-alg-none", &["TOK-003"]),
-        ("jwt-hs256-confusion", &["TOK-006"]),
-        ("jwt-skip-exp", &["TOK-013"]),
-        ("jwt-ignore-azp", &["TOK-020", "TOK-024"]),
-        ("template-token-as-session", &["TOK-018"]),
-        ("role-from-claim-unsigned", &["TOK-025"]),
-        // The database audit, on the stack's own database.
-        ("rls-not-forced", &["RLS-001", "RLS-002"]),
-        ("no-rls", &["RLS-002", "RLS-010"]),
-        // Only through the app's own pool: the next request's connection
-        // still carries the previous org.
-        ("session-scoped-context", &["RLS-005"]),
-    ];
-    for (flaw, expected) in cases {
-        let (code, report, stderr) = audit_with(flaw);
-        assert_eq!(code, Some(1), "{flaw}: {stderr}");
+fn every_flaw_of_the_corpus_is_caught_by_the_audit_or_its_family_is_pending() {
+    use tenantry_reference::inject::Flaw;
+    for flaw in Flaw::ALL {
+        let listed = CAUGHT.iter().any(|(name, _)| *name == flaw.name());
         assert!(
-            stderr.contains(&format!("WARNING: injected flaw {flaw}")),
-            "{stderr}"
+            listed || PENDING_FAMILIES.contains(&flaw.family()),
+            "{flaw}: no check of `tenantry audit` is known to catch it; add it to CAUGHT"
         );
-        let found: Vec<&str> = report["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["check"].as_str().unwrap())
-            .collect();
-        for id in *expected {
-            assert!(found.contains(id), "{flaw}: {id} missing from {found:?}");
-        }
-        // Every finding is one of the families meant to catch the flaw.
+    }
+    for (name, _) in CAUGHT {
         assert!(
-            found.iter().all(|id| ["ISO", "ORG", "SES", "TOK", "RLS"]
-                .iter()
-                .any(|f| id.starts_with(f))),
-            "{flaw}: {found:?}"
+            Flaw::ALL.iter().any(|f| f.name() == *name),
+            "{name} is not a flaw"
         );
-        assert!(
-            !report.to_string().contains("Bearer ey"),
-            "{flaw}: a token leaked into the report"
-        );
+    }
+}
+
+#[test]
+fn data_plane_and_proxy_flaws_fail_the_audit_with_the_right_check() {
+    for flaw in [
+        "no-app-filter",
+        "cache-key-without-org",
+        "job-without-org",
+        "trust-org-param",
+        "org-path-unchecked",
+    ] {
+        expect_caught(flaw);
+    }
+}
+
+#[test]
+fn token_flaws_fail_the_audit_with_the_right_check() {
+    for (flaw, _) in CAUGHT.iter().filter(|(_, ids)| ids[0].starts_with("TOK")) {
+        expect_caught(flaw);
+    }
+}
+
+#[test]
+fn database_flaws_fail_the_audit_with_the_right_check() {
+    for (flaw, _) in CAUGHT.iter().filter(|(_, ids)| ids[0].starts_with("RLS")) {
+        expect_caught(flaw);
     }
 }
 
