@@ -148,20 +148,8 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
         stack.stop().await;
     }
     let report = outcome?;
-    // With the JSON on standard output, the summary goes to standard error.
-    if args.json.as_deref() == Some("-") {
-        print_summary(&report, &mut std::io::stderr().lock())?;
-    } else {
-        print_summary(&report, &mut std::io::stdout().lock())?;
-    }
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report.to_json())?;
-        if path == "-" {
-            println!("{text}");
-        } else {
-            std::fs::write(path, text).with_context(|| format!("writing {path}"))?;
-        }
-    }
+    let tail = format!("seed {}", report.seed);
+    emit(&report, args.json.as_deref(), "requests", &tail)?;
     let threshold = args.fail_on.unwrap_or(Severity::Info);
     Ok(u8::from(
         report.findings.iter().any(|f| f.check.severity >= threshold),
@@ -300,10 +288,39 @@ impl ProgressOutput {
     }
 }
 
-fn print_summary(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
+/// The summary (on standard error when the JSON goes to standard output)
+/// and the JSON report (`-`: standard output). `unit` names what
+/// `report.requests` counts; `tail` ends the last line.
+pub fn emit(report: &Report, json: Option<&str>, unit: &str, tail: &str) -> anyhow::Result<()> {
+    if json == Some("-") {
+        print_summary(report, unit, tail, &mut std::io::stderr().lock())?;
+    } else {
+        print_summary(report, unit, tail, &mut std::io::stdout().lock())?;
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report.to_json())?;
+        if path == "-" {
+            println!("{text}");
+        } else {
+            std::fs::write(path, text).with_context(|| format!("writing {path}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn print_summary(report: &Report, unit: &str, tail: &str, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "{:<8} {:>6} {:>9}", "FAMILY", "CHECKS", "FINDINGS")?;
-    for family in ["ISO", "ORG", "SES", "TOK", "RLS"] {
-        let run = report.checks_run.iter().filter(|c| c.starts_with(family)).count();
+    let mut families: Vec<&str> = tenantry_harness::checks::CHECKS
+        .iter()
+        .map(|c| c.family)
+        .collect();
+    families.dedup();
+    for family in families {
+        let run = report
+            .checks_run
+            .iter()
+            .filter(|id| id.split('-').next() == Some(family))
+            .count();
         let found = report
             .findings
             .iter()
@@ -323,12 +340,11 @@ fn print_summary(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     let secs = report.elapsed.as_secs_f64();
     writeln!(
         out,
-        "{} checks, {} findings, {} requests in {:.1} s ({:.0} requests/s); seed {}",
+        "{} checks, {} findings, {} {unit} in {:.1} s ({:.0} {unit}/s); {tail}",
         report.checks_run.len(),
         report.findings.len(),
         report.requests,
         secs,
         report.requests as f64 / secs.max(1e-9),
-        report.seed
     )
 }

@@ -1,9 +1,5 @@
 //! `tenantry db-audit`: the database audit (RLS-001..010) as the app role.
 
-use std::io::Write;
-
-use anyhow::Context;
-use tenantry_harness::audit::Report;
 use tenantry_harness::checks::Selection;
 use tenantry_harness::dbaudit::{self, DbAuditConfig, DbAuditError};
 
@@ -58,48 +54,7 @@ pub async fn run(args: DbAuditArgs) -> anyhow::Result<u8> {
         DbAuditError::BadSetting(_) => anyhow::anyhow!("--tenant-setting: {e}"),
         other => anyhow::Error::new(other).context("the database audit could not run"),
     })?;
-    // With the JSON on standard output, the summary goes to standard error.
-    if args.json.as_deref() == Some("-") {
-        print_summary(&report, &mut std::io::stderr().lock())?;
-    } else {
-        print_summary(&report, &mut std::io::stdout().lock())?;
-    }
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report.to_json())?;
-        if path == "-" {
-            println!("{text}");
-        } else {
-            std::fs::write(path, text).with_context(|| format!("writing {path}"))?;
-        }
-    }
+    let tail = format!("target {}", report.target);
+    crate::audit_cmd::emit(&report, args.json.as_deref(), "statements", &tail)?;
     Ok(u8::from(!report.findings.is_empty()))
-}
-
-fn print_summary(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(out, "{:<8} {:>6} {:>9}", "FAMILY", "CHECKS", "FINDINGS")?;
-    writeln!(
-        out,
-        "{:<8} {:>6} {:>9}",
-        "RLS",
-        report.checks_run.len(),
-        report.findings.len()
-    )?;
-    for f in &report.findings {
-        writeln!(
-            out,
-            "FINDING {} [{}] {}: {}",
-            f.check.id, f.check.severity, f.check.title, f.message
-        )?;
-    }
-    let secs = report.elapsed.as_secs_f64();
-    writeln!(
-        out,
-        "{} checks, {} findings, {} statements in {:.1} s ({:.0} statements/s); target {}",
-        report.checks_run.len(),
-        report.findings.len(),
-        report.requests,
-        secs,
-        report.requests as f64 / secs.max(1e-9),
-        report.target
-    )
 }
