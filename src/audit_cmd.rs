@@ -11,10 +11,14 @@ use tenantry_harness::campaign::{self, CampaignConfig};
 use tenantry_harness::checks::{Selection, Severity};
 use tenantry_harness::client::Client;
 use tenantry_harness::dbaudit::{self, DbAuditConfig};
+use tenantry_harness::limits;
+use tenantry_harness::oauth_suite;
 use tenantry_harness::profile::{DatabaseSpec, Profile};
 use tenantry_harness::scenario;
+use tenantry_harness::signin;
 use tenantry_harness::tokens;
 
+use crate::reference_stack;
 use crate::target::TargetArgs;
 
 #[derive(Debug, clap::Args)]
@@ -96,6 +100,58 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
             )
             .await?;
             report.absorb(found, "tokens");
+        }
+        // Sign-in and JWT templates (SES-005..008, TPL): the identity
+        // service's own flows, and the app's handlers where they are known.
+        if signin::selects_any(&selection) {
+            match signin::not_run_reason(&profile) {
+                Some(reason) => eprintln!("sign-in and template checks not run: {reason}"),
+                None => {
+                    let flows = if stack.is_some() {
+                        reference_stack::app_flows()
+                    } else {
+                        signin::AppFlows::default()
+                    };
+                    let mut sessions = audit::sessions_for(&profile, &client).await?;
+                    let found =
+                        signin::audit_with(&profile, &client, &mut sessions, &selection, seed, &flows).await?;
+                    report.absorb(found, "sign-in");
+                }
+            }
+        }
+        // OAuth connect state (OAU): the profile's [oauth] flow, replayed by
+        // colleagues, other orgs, twice at once, late, tampered.
+        let oau_selection = selection.clone().and(Selection::parse("OAU", None)?);
+        if tenantry_harness::checks::CHECKS
+            .iter()
+            .any(|c| c.family == "OAU" && oau_selection.includes(c))
+        {
+            if profile.oauth.is_some() {
+                let mut sessions = audit::sessions_for(&profile, &client).await?;
+                let found = oauth_suite::audit(&profile, &client, &mut sessions, &oau_selection, seed).await?;
+                report.absorb(found, "oauth");
+            } else {
+                eprintln!("OAuth checks not run: the profile has no [oauth] section");
+            }
+        }
+        // Rate limits (RL): the profile's declared policies, with real
+        // sessions of several orgs and users (on the reference stack, its
+        // replicas with short real limits).
+        let rl_selection = selection.clone().and(Selection::parse("RL", None)?);
+        if tenantry_harness::checks::CHECKS
+            .iter()
+            .any(|c| c.family == "RL" && rl_selection.includes(c))
+        {
+            if profile.rate_limit.is_some() {
+                let mut sessions = audit::sessions_for(&profile, &client).await?;
+                let outcome = limits::run(&profile, &client, &mut sessions, &rl_selection, seed).await?;
+                for (id, reason) in &outcome.skipped {
+                    eprintln!("{id} {reason}");
+                }
+                report.absorb(outcome.report, "rate limits");
+            } else {
+                eprintln!("rate-limit checks not run: the profile has no [rate_limit] section");
+            }
         }
         // The database audit (RLS family): the reference stack's own
         // database (through the app's own pool too), or the profile's

@@ -47,9 +47,13 @@ fn main() -> ExitCode {
         // No runtime, no logging: a pure lookup.
         Command::Checks(args) => checks_cmd::run(args, &mut std::io::stdout().lock()),
         Command::Serve(args) => with_runtime("warn,tenantry=info,tenantry_reference=info", serve::run(args)),
-        // The reference stack started for an audit logs only warnings.
+        // The reference stack started for an audit or a run keeps quiet (its
+        // refusals are what the audit provokes); TENANTRY_LOG opens it up.
         Command::Audit(args) => {
-            match with_runtime("warn,tenantry=info,tenantry_reference=warn", audit_cmd::run(args)) {
+            match with_runtime(
+                "warn,tenantry=info,tenantry_reference=off,tower_http=off",
+                audit_cmd::run(args),
+            ) {
                 Ok(code) => return ExitCode::from(code),
                 Err(e) => Err(e),
             }
@@ -59,7 +63,10 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Run(args) => {
-            match with_runtime("warn,tenantry=info,tenantry_reference=warn", run_cmd::run(args)) {
+            match with_runtime(
+                "warn,tenantry=info,tenantry_reference=off,tower_http=off",
+                run_cmd::run(args),
+            ) {
                 Ok(code) => return ExitCode::from(code),
                 Err(e) => Err(e),
             }

@@ -9,8 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use tenantry_harness::dbaudit::{AppPool, DbAuditConfig, Ending};
-use tenantry_harness::profile::Profile;
+use tenantry_harness::profile::{LimitAlgorithm, LimitPolicy, Profile, RateLimitSpec};
 use tenantry_harness::services::{Database, Postgres, Redis};
+use tenantry_harness::signin::{AppFlows, AppSignIn, AppTemplateHelper};
+use tenantry_harness::template::{Body, RequestTemplate};
 use tenantry_harness::tokens::RsaKey;
 use tenantry_reference::config::Config;
 use tenantry_reference::pool_probe::PoolProbe;
@@ -35,6 +37,8 @@ pub struct Stack {
     /// operator's key, which the token suite uses for re-signed cases.
     signing_key: (String, Vec<u8>),
     redis: Option<Redis>,
+    /// Instances with real, short limits for the RL suite.
+    limited: Vec<Instance>,
     server: tokio::task::JoinHandle<()>,
     shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -42,7 +46,26 @@ pub struct Stack {
 impl Stack {
     /// The built-in profile pointed at this stack.
     pub fn profile(&self) -> Profile {
-        Profile::reference(&self.base, &self.secret_key, ORIGIN)
+        let mut profile = Profile::reference(&self.base, &self.secret_key, ORIGIN);
+        // The stack's OAuth states live OAUTH_STATE_TTL_SECS: short enough
+        // for the OAU suite to wait expiry out (OAU-008).
+        if let Some(oauth) = profile.oauth.as_mut() {
+            oauth.state_ttl = Duration::from_secs(OAUTH_STATE_TTL_SECS);
+        }
+        // The RL suite goes to the limited instances (the main one's limits
+        // are raised); the other suites never read this section.
+        profile.rate_limit = Some(RateLimitSpec {
+            base_urls: self.limited.iter().map(|i| i.base.clone()).collect(),
+            policies: vec![LimitPolicy {
+                name: LIMITED_POLICY.into(),
+                request: RequestTemplate::new("GET", "/api/search?q=rl"),
+                limit: LIMITED_LIMIT,
+                window: Duration::from_secs(LIMITED_WINDOW_SECS),
+                algorithm: LimitAlgorithm::SlidingWindow,
+                headers: true,
+            }],
+        });
+        profile
     }
 
     /// The database audit of the stack's own database: the app role's
@@ -93,6 +116,9 @@ impl Stack {
 
     /// Stops the server (its pools close) before the database and Postgres go.
     pub async fn stop(self) {
+        for instance in self.limited {
+            instance.stop().await;
+        }
         let _ = self.shutdown.send(());
         let _ = tokio::time::timeout(Duration::from_secs(15), self.server).await;
         drop(self.database);
@@ -137,6 +163,8 @@ pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(tenantry_reference::ids::random_bytes::<32>())
     });
+    // Short-lived OAuth states, so the OAU suite can test expiry in seconds.
+    config.oauth.state_ttl_secs = OAUTH_STATE_TTL_SECS;
     // The audit's probes and campaigns must not be throttled: every policy's
     // limit is raised (the RL suite tests the limiter on its own terms).
     for policy in tenantry_reference::api::POLICIES {
@@ -169,6 +197,12 @@ pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
     options.config.server.public_url = Some(base.clone());
     let app = server::build(&database.url(), &password, &options).await?;
     let built = options.clone();
+    // Two instances sharing the store (one without Redis: the in-process
+    // store is not shared) with `api.search` really limited.
+    let mut limited = Vec::new();
+    for _ in 0..if redis.is_some() { 2 } else { 1 } {
+        limited.push(Instance::start(&database.url(), &password, &options).await?);
+    }
     let active = app.key_ring().active();
     let signing_key = (active.kid().to_string(), active.pkcs8_der().to_vec());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -201,9 +235,91 @@ pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
         options: built,
         signing_key,
         redis,
+        limited,
         server,
         shutdown,
     })
+}
+
+/// How long the stack's OAuth connect states live.
+const OAUTH_STATE_TTL_SECS: u64 = 5;
+
+/// The policy the limited instances really limit, and its limits: short,
+/// so the RL suite judges them in seconds.
+const LIMITED_POLICY: &str = "api.search";
+const LIMITED_LIMIT: u32 = 5;
+const LIMITED_WINDOW_SECS: u64 = 2;
+
+/// One more server on the stack's database (and Redis) with `api.search`
+/// limited to [`LIMITED_LIMIT`] per [`LIMITED_WINDOW_SECS`].
+struct Instance {
+    base: String,
+    server: tokio::task::JoinHandle<()>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Instance {
+    async fn start(database_url: &str, password: &str, options: &StackOptions) -> anyhow::Result<Self> {
+        let mut options = options.clone();
+        options.config.rate_limit.policies.insert(
+            LIMITED_POLICY.into(),
+            tenantry_reference::config::PolicyOverride {
+                limit: Some(LIMITED_LIMIT),
+                window_secs: Some(LIMITED_WINDOW_SECS),
+                algorithm: Some(tenantry_reference::ratelimit::Algorithm::SlidingWindow),
+                fail: Some(tenantry_reference::ratelimit::FailMode::Open),
+            },
+        );
+        let listener = server::bind(([127, 0, 0, 1], 0).into()).await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        // A replica: same public URL (the tokens' issuer) as the main one.
+        let app = server::build(database_url, password, &options)
+            .await
+            .context("starting a rate-limited instance")?;
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = app
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            base,
+            server,
+            shutdown,
+        })
+    }
+
+    async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.server).await;
+    }
+}
+
+/// The reference app's own sign-in and template-token handlers, for the
+/// sign-in suite (SES-005..007, TPL-003) besides the identity service.
+pub fn app_flows() -> AppFlows {
+    let mut start = RequestTemplate::new("POST", "/auth/sign-in");
+    start.body = Some(Body::Json(
+        serde_json::json!({ "identifier": "{{ email }}", "password": "{{ password }}" }),
+    ));
+    let mut code = RequestTemplate::new("POST", "/auth/sign-in/{{ sign_in }}/code");
+    code.body = Some(Body::Json(serde_json::json!({ "code": "{{ code }}" })));
+    AppFlows {
+        sign_in: Some(AppSignIn {
+            start,
+            code,
+            status_pointer: "/status".into(),
+            complete: "complete".into(),
+            session_pointer: "/session_id".into(),
+            sign_in_pointer: "/sign_in_id".into(),
+        }),
+        template_helper: Some(AppTemplateHelper {
+            request: RequestTemplate::new("GET", "/auth/token/{{ template }}"),
+            jwt_pointer: "/jwt".into(),
+        }),
+    }
 }
 
 /// The reference app's pool probe as the database audit sees it.
@@ -219,5 +335,43 @@ impl AppPool for AppPoolProbe {
         sql: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Vec<Option<String>>>, String>> {
         Box::pin(self.0.next_connection(sql))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenantry_harness::audit::sessions_for;
+    use tenantry_harness::checks::Selection;
+    use tenantry_harness::client::Client;
+
+    /// The stack's own profile points the RL suite at its limited instances,
+    /// which it finds clean (with Redis: every check but the store's runs).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_rl_suite_runs_clean_on_the_limited_instances() {
+        let stack = start(&[]).await.expect("the reference stack");
+        let profile = stack.profile();
+        let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
+        let mut sessions = sessions_for(&profile, &client).await.expect("a session source");
+        let outcome =
+            tenantry_harness::limits::run(&profile, &client, &mut sessions, &Selection::default(), 7)
+                .await
+                .expect("the RL suite runs");
+        assert!(
+            outcome.report.findings.is_empty(),
+            "{:#}",
+            outcome.report.to_json()
+        );
+        for id in [
+            "RL-001", "RL-002", "RL-003", "RL-006", "RL-007", "RL-008", "RL-009",
+        ] {
+            assert!(outcome.report.checks_run.contains(&id), "{id} did not run");
+        }
+        assert_eq!(
+            outcome.report.checks_run.contains(&"RL-010"),
+            Redis::available(),
+            "RL-010 runs exactly when the instances share Redis"
+        );
+        stack.stop().await;
     }
 }

@@ -156,11 +156,95 @@ impl std::fmt::Debug for DatabaseSpec {
     }
 }
 
+/// `[oauth]`: how a tester drives the target's org-scoped OAuth connect
+/// flow (for the OAU suite).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthSpec {
+    /// Provider names (`{{ provider }}`); the provider-swap check needs two.
+    pub providers: Vec<String>,
+    /// The request that starts a flow (`{{ provider }}`, `{{ org }}`, `{{ org_slug }}`).
+    pub start: RequestTemplate,
+    /// JSON pointer to the authorize URL in the start answer.
+    pub authorize_url: String,
+    /// JSON pointer in the start request's JSON body where a post-connect
+    /// return path goes (for the open-redirect check), if the target takes one.
+    pub return_to: Option<String>,
+    /// The callback path (`{{ provider }}`), as registered with the provider.
+    pub callback: String,
+    /// Query appended to the authorize URL so the (mock) provider consents
+    /// and redirects back (may be empty).
+    pub approve: String,
+    /// Query appended to the authorize URL so the provider refuses
+    /// (`error=access_denied` back), if it can be made to.
+    pub deny: Option<String>,
+    /// The state TTL the target declares.
+    pub state_ttl: Duration,
+    /// The request that lists the active org's connections.
+    pub connections: RequestTemplate,
+    /// JSON pointer to the array of connections in that answer (`""`: the body).
+    pub connection_items: String,
+}
+
+/// `[rate_limit]`: the per-org limits a target declares (RL family).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitSpec {
+    /// Every instance sharing the limiter's store (RL-010 spreads traffic
+    /// over them); the first is where single-instance checks go. Default:
+    /// just `base_url`.
+    pub base_urls: Vec<String>,
+    /// The policies, each with a request that spends it.
+    pub policies: Vec<LimitPolicy>,
+}
+
+/// One declared policy: `limit` requests per `window` per organization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitPolicy {
+    /// The target's name for it (matched against `RateLimit-Policy`).
+    pub name: String,
+    /// A request that spends one unit (`{{ org }}`, `{{ org_slug }}`).
+    pub request: RequestTemplate,
+    /// Requests admitted per window.
+    pub limit: u32,
+    /// The window.
+    pub window: Duration,
+    /// How the target counts.
+    pub algorithm: LimitAlgorithm,
+    /// Whether the target sends `RateLimit-Policy` / `RateLimit` (IETF draft).
+    pub headers: bool,
+}
+
+/// How a target counts, which fixes how many requests it may admit in an
+/// arbitrary interval of one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitAlgorithm {
+    /// Aligned windows: up to `2 × limit` in an unaligned interval.
+    FixedWindow,
+    /// Exact sliding window: `limit` in every interval of one window.
+    SlidingWindow,
+    /// Bucket of `limit` refilled over one window: up to `2 × limit`.
+    TokenBucket,
+}
+
+impl LimitAlgorithm {
+    /// The most requests admitted in any interval of one window.
+    pub fn bound(self, limit: u32) -> u64 {
+        match self {
+            LimitAlgorithm::SlidingWindow => u64::from(limit),
+            LimitAlgorithm::FixedWindow | LimitAlgorithm::TokenBucket => 2 * u64::from(limit),
+        }
+    }
+}
+
+/// The longest state TTL the OAU suite accepts (OAU-008).
+pub const MAX_STATE_TTL: Duration = Duration::from_secs(600);
+
 /// A target profile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     /// `[database]`: for the database audit (RLS family).
     pub database: Option<DatabaseSpec>,
+    /// `[oauth]`: the org-scoped OAuth connect flow (OAU family).
+    pub oauth: Option<OAuthSpec>,
     /// Name shown in reports.
     pub name: String,
     /// Base URL.
@@ -179,8 +263,8 @@ pub struct Profile {
     pub cached: Vec<RequestTemplate>,
     /// Background jobs.
     pub jobs: Vec<Job>,
-    /// `[rate_limit]`, `[oauth]`, `[database]`: kept for the attack suites.
-    pub extra: BTreeMap<String, toml::Table>,
+    /// `[rate_limit]`: the limits the target declares (RL family).
+    pub rate_limit: Option<RateLimitSpec>,
 }
 
 /// The reference stack's profile as shipped.
@@ -264,11 +348,47 @@ struct RawProfile {
     #[serde(default)]
     jobs: Vec<S<RawJob>>,
     #[serde(default)]
-    rate_limit: Option<toml::Table>,
+    rate_limit: Option<S<RawRateLimit>>,
     #[serde(default)]
-    oauth: Option<toml::Table>,
+    oauth: Option<S<RawOAuth>>,
     #[serde(default)]
     database: Option<S<RawDatabase>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth {
+    providers: S<Vec<String>>,
+    start: S<RawTemplate>,
+    authorize_url: S<String>,
+    return_to: Option<S<String>>,
+    callback: S<String>,
+    #[serde(default)]
+    approve: Option<S<String>>,
+    deny: Option<S<String>>,
+    state_ttl_secs: S<u64>,
+    connections: S<RawTemplate>,
+    connection_items: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    base_urls: Option<S<Vec<S<String>>>>,
+    #[serde(default)]
+    policies: Vec<S<RawLimitPolicy>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimitPolicy {
+    name: S<String>,
+    request: S<RawTemplate>,
+    limit: S<u32>,
+    window_secs: S<u64>,
+    algorithm: Option<S<String>>,
+    #[serde(default)]
+    headers: bool,
 }
 
 #[derive(Deserialize)]
@@ -446,6 +566,152 @@ impl Builder<'_> {
         })
     }
 
+    /// `[rate_limit]`: the instances and the policies the target declares.
+    fn rate_limit(&self, raw: &S<RawRateLimit>, base_url: &str) -> Result<RateLimitSpec, ProfileError> {
+        let r = raw.get_ref();
+        let mut base_urls = Vec::new();
+        match &r.base_urls {
+            Some(list) if list.get_ref().is_empty() => {
+                return self.err(
+                    list.span(),
+                    "`base_urls` is empty; list every instance sharing the limiter's store (or leave it out for just base_url)",
+                )
+            }
+            Some(list) => {
+                for url in list.get_ref() {
+                    let expanded = self.expand(url)?;
+                    if !(expanded.starts_with("http://") || expanded.starts_with("https://")) {
+                        return self.err(
+                            url.span(),
+                            format!("rate_limit.base_urls entry `{expanded}` is not an http:// or https:// URL"),
+                        );
+                    }
+                    base_urls.push(expanded.trim_end_matches('/').to_string());
+                }
+            }
+            None => base_urls.push(base_url.to_string()),
+        }
+        if r.policies.is_empty() {
+            return self.err(
+                raw.span(),
+                "[rate_limit] declares no policy; add a [[rate_limit.policies]] with name, request, limit and window_secs",
+            );
+        }
+        let mut policies: Vec<LimitPolicy> = Vec::new();
+        for p in &r.policies {
+            let q = p.get_ref();
+            let name = q.name.get_ref().clone();
+            if policies.iter().any(|other| other.name == name) {
+                return self.err(q.name.span(), format!("policy `{name}` is declared twice"));
+            }
+            let limit = *q.limit.get_ref();
+            if limit == 0 {
+                return self.err(q.limit.span(), "limit must be at least 1 (requests per window)");
+            }
+            let window_secs = *q.window_secs.get_ref();
+            if !(1..=86_400).contains(&window_secs) {
+                return self.err(
+                    q.window_secs.span(),
+                    "window_secs must be between 1 and 86400 (the RL suite waits out windows: short ones keep it fast)",
+                );
+            }
+            let algorithm = match &q.algorithm {
+                None => LimitAlgorithm::SlidingWindow,
+                Some(a) => match a.get_ref().as_str() {
+                    "sliding-window" => LimitAlgorithm::SlidingWindow,
+                    "fixed-window" => LimitAlgorithm::FixedWindow,
+                    "token-bucket" => LimitAlgorithm::TokenBucket,
+                    other => {
+                        return self.err(
+                            a.span(),
+                            format!("unknown algorithm `{other}`; expected `fixed-window`, `sliding-window` or `token-bucket`"),
+                        )
+                    }
+                },
+            };
+            policies.push(LimitPolicy {
+                name,
+                request: self.template(&q.request, "GET", &["org", "org_slug"])?,
+                limit,
+                window: Duration::from_secs(window_secs),
+                algorithm,
+                headers: q.headers,
+            });
+        }
+        Ok(RateLimitSpec { base_urls, policies })
+    }
+
+    /// `[oauth]`: the connect flow.
+    fn oauth(&self, raw: &S<RawOAuth>) -> Result<OAuthSpec, ProfileError> {
+        let o = raw.get_ref();
+        if o.providers.get_ref().is_empty() {
+            return self.err(
+                o.providers.span(),
+                "`oauth.providers` is empty; list the provider names the connect flow takes, e.g. [\"shopify\"]",
+            );
+        }
+        let start = self.template(&o.start, "POST", &["provider", "org", "org_slug"])?;
+        if !start.placeholders().iter().any(|p| p == "provider") {
+            return self.err(
+                o.start.span(),
+                "`oauth.start` never uses `{{ provider }}`; it starts a flow with one provider",
+            );
+        }
+        self.pointer(&o.authorize_url)?;
+        if let Some(r) = &o.return_to {
+            self.pointer(r)?;
+            if !matches!(start.body, Some(Body::Json(_))) {
+                return self.err(
+                    r.span(),
+                    "`oauth.return_to` is a JSON pointer into the start request's body; give `oauth.start` a `json` body",
+                );
+            }
+        }
+        let callback = o.callback.get_ref();
+        if !callback.starts_with('/') || !template::placeholders(callback).iter().all(|p| p == "provider") {
+            return self.err(
+                o.callback.span(),
+                format!("`oauth.callback` = `{callback}` must be a path starting with `/`; it may use only `{{{{ provider }}}}`"),
+            );
+        }
+        let query = |key: &str, q: &Option<S<String>>| -> Result<Option<String>, ProfileError> {
+            match q {
+                Some(q) if q.get_ref().starts_with(['?', '&']) => self.err(
+                    q.span(),
+                    format!("write `oauth.{key}` without a leading `?` or `&` (e.g. `decision=deny`)"),
+                ),
+                Some(q) => Ok(Some(q.get_ref().clone())),
+                None => Ok(None),
+            }
+        };
+        let ttl = *o.state_ttl_secs.get_ref();
+        if ttl == 0 {
+            return self.err(
+                o.state_ttl_secs.span(),
+                "`oauth.state_ttl_secs` must be at least 1 (the TTL the target declares for a connect flow)",
+            );
+        }
+        let connection_items = match &o.connection_items {
+            Some(p) => {
+                self.pointer(p)?;
+                p.get_ref().clone()
+            }
+            None => String::new(),
+        };
+        Ok(OAuthSpec {
+            providers: o.providers.get_ref().clone(),
+            start,
+            authorize_url: o.authorize_url.get_ref().clone(),
+            return_to: o.return_to.as_ref().map(|r| r.get_ref().clone()),
+            callback: callback.clone(),
+            approve: query("approve", &o.approve)?.unwrap_or_default(),
+            deny: query("deny", &o.deny)?,
+            state_ttl: Duration::from_secs(ttl),
+            connections: self.template(&o.connections, "GET", &["org", "org_slug"])?,
+            connection_items,
+        })
+    }
+
     /// `${NAME}` -> the environment variable.
     fn expand(&self, value: &S<String>) -> Result<String, ProfileError> {
         let text = value.get_ref();
@@ -505,18 +771,21 @@ impl Builder<'_> {
             .enumerate()
             .map(|(i, j)| self.job(i, j))
             .collect::<Result<_, _>>()?;
-        let mut extra = BTreeMap::new();
-        for (name, table) in [("rate_limit", raw.rate_limit), ("oauth", raw.oauth)] {
-            if let Some(table) = table {
-                extra.insert(name.to_string(), table);
-            }
-        }
+        let oauth = match &raw.oauth {
+            Some(o) => Some(self.oauth(o)?),
+            None => None,
+        };
+        let rate_limit = match &raw.rate_limit {
+            Some(r) => Some(self.rate_limit(r, &base_url)?),
+            None => None,
+        };
         let database = match &raw.database {
             Some(d) => Some(self.database(d)?),
             None => None,
         };
         Ok(Profile {
             database,
+            oauth,
             name: raw.name.unwrap_or_else(|| base_url.clone()),
             base_url,
             session,
@@ -526,7 +795,7 @@ impl Builder<'_> {
             org,
             cached,
             jobs,
-            extra,
+            rate_limit,
         })
     }
 

@@ -94,11 +94,28 @@ fn bad_profiles_name_the_place_and_what_was_expected() {
         ("database unknown key", "[database]\nurl = \"postgres://app@db/app\"\ntenant = \"org\"\n"),
         ("database setting", "[database]\nurl = \"postgres://app@db/app\"\ntenant_setting = \"org id\"\n"),
         ("database context without $1", "[database]\nurl = \"postgres://app@db/app\"\ncontext_statement = \"SET app.org_id = 'x'\"\n"),
+        ("oauth without providers", "[oauth]\nproviders = []\nstart = { path = \"/c/{{ provider }}\" }\nauthorize_url = \"/url\"\ncallback = \"/cb\"\nstate_ttl_secs = 600\nconnections = { path = \"/i\" }\n"),
+        ("oauth start without provider", "[oauth]\nproviders = [\"p\"]\nstart = { path = \"/connect\" }\nauthorize_url = \"/url\"\ncallback = \"/cb\"\nstate_ttl_secs = 600\nconnections = { path = \"/i\" }\n"),
+        ("oauth authorize_url not a pointer", "[oauth]\nproviders = [\"p\"]\nstart = { path = \"/c/{{ provider }}\" }\nauthorize_url = \"url\"\ncallback = \"/cb\"\nstate_ttl_secs = 600\nconnections = { path = \"/i\" }\n"),
+        ("oauth callback placeholder", "[oauth]\nproviders = [\"p\"]\nstart = { path = \"/c/{{ provider }}\" }\nauthorize_url = \"/url\"\ncallback = \"/cb/{{ org }}\"\nstate_ttl_secs = 600\nconnections = { path = \"/i\" }\n"),
+        ("oauth return_to without json body", "[oauth]\nproviders = [\"p\"]\nstart = { path = \"/c/{{ provider }}\" }\nauthorize_url = \"/url\"\nreturn_to = \"/return_to\"\ncallback = \"/cb\"\nstate_ttl_secs = 600\nconnections = { path = \"/i\" }\n"),
+        ("oauth deny with leading ?", "[oauth]\nproviders = [\"p\"]\nstart = { path = \"/c/{{ provider }}\" }\nauthorize_url = \"/url\"\ncallback = \"/cb\"\ndeny = \"?decision=deny\"\nstate_ttl_secs = 600\nconnections = { path = \"/i\" }\n"),
+        ("oauth zero ttl", "[oauth]\nproviders = [\"p\"]\nstart = { path = \"/c/{{ provider }}\" }\nauthorize_url = \"/url\"\ncallback = \"/cb\"\nstate_ttl_secs = 0\nconnections = { path = \"/i\" }\n"),
+        ("oauth missing connections", "[oauth]\nproviders = [\"p\"]\nstart = { path = \"/c/{{ provider }}\" }\nauthorize_url = \"/url\"\ncallback = \"/cb\"\nstate_ttl_secs = 600\n"),
+        ("rate_limit without policies", "[rate_limit]\nbase_urls = [\"http://127.0.0.1:2\"]\n"),
+        ("rate_limit empty base_urls", "[rate_limit]\nbase_urls = []\n[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\n"),
+        ("rate_limit base_url not http", "[rate_limit]\nbase_urls = [\"127.0.0.1:2\"]\n[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\n"),
+        ("rate_limit zero limit", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 0\nwindow_secs = 1\n"),
+        ("rate_limit zero window", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 0\n"),
+        ("rate_limit unknown algorithm", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\nalgorithm = \"leaky\"\n"),
+        ("rate_limit policy twice", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\n[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/t\" }\nlimit = 5\nwindow_secs = 1\n"),
+        ("rate_limit request placeholder", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s/{{ id }}\" }\nlimit = 5\nwindow_secs = 1\n"),
+        ("rate_limit unknown key", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\nfail = \"open\"\n"),
         ("unknown template key", "[[resources]]\nname = \"p\"\ncreate = { path = \"/p\", bdoy = {} }\n"),
     ];
     let mut table = String::new();
     for (name, text) in cases {
-        let text = if text.contains("base_url") {
+        let text = if text.starts_with("base_url") {
             text.to_string()
         } else {
             format!("{HEADER}{text}")
@@ -127,4 +144,20 @@ fn a_profile_file_that_cannot_be_read_says_so() {
             .starts_with("/nonexistent/target.toml:1:1: cannot read the profile"),
         "{err}"
     );
+}
+
+#[test]
+fn the_reference_profile_declares_its_oauth_flow() {
+    let profile = Profile::reference("http://127.0.0.1:1", "sk", "http://app");
+    let oauth = profile.oauth.expect("[oauth] in the built-in profile");
+    assert_eq!(oauth.providers, ["shopify", "quickbooks"]);
+    assert_eq!(oauth.start.method, "POST");
+    assert_eq!(oauth.start.path, "/api/integrations/{{ provider }}/connect");
+    assert_eq!(oauth.authorize_url, "/authorize_url");
+    assert_eq!(oauth.return_to.as_deref(), Some("/return_to"));
+    assert_eq!(oauth.deny.as_deref(), Some("decision=deny"));
+    assert_eq!(oauth.approve, "");
+    assert_eq!(oauth.state_ttl, std::time::Duration::from_secs(600));
+    assert_eq!(oauth.connections.path, "/api/integrations");
+    assert_eq!(oauth.connection_items, "");
 }

@@ -139,6 +139,9 @@ impl StateStore {
                         .await
                         .map_err(|e| StateStoreError(e.to_string()))?;
                     if how.check_then_delete && value.is_some() {
+                        // The window between the check and the delete (the
+                        // flawed code validates the record in between).
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                         let _: i64 = redis::cmd("DEL")
                             .arg(&key)
                             .query_async(&mut c)
