@@ -84,10 +84,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
         // the reference stack (or the mint source's own), its re-signed cases
         // run too.
         let tok_selection = selection.clone().and(Selection::parse("TOK", None)?);
-        if tenantry_harness::checks::CHECKS
-            .iter()
-            .any(|c| c.family == "TOK" && tok_selection.includes(c))
-        {
+        if tok_selection.includes_family("TOK") {
             let signing_key = stack.as_ref().map(|s| s.signing_key()).transpose()?;
             let mut sessions = audit::sessions_for(&profile, &client).await?;
             let found = tokens::audit_with(
@@ -122,10 +119,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
         // OAuth connect state (OAU): the profile's [oauth] flow, replayed by
         // colleagues, other orgs, twice at once, late, tampered.
         let oau_selection = selection.clone().and(Selection::parse("OAU", None)?);
-        if tenantry_harness::checks::CHECKS
-            .iter()
-            .any(|c| c.family == "OAU" && oau_selection.includes(c))
-        {
+        if oau_selection.includes_family("OAU") {
             if profile.oauth.is_some() {
                 let mut sessions = audit::sessions_for(&profile, &client).await?;
                 let found = oauth_suite::audit(&profile, &client, &mut sessions, &oau_selection, seed).await?;
@@ -138,10 +132,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
         // sessions of several orgs and users (on the reference stack, its
         // replicas with short real limits).
         let rl_selection = selection.clone().and(Selection::parse("RL", None)?);
-        if tenantry_harness::checks::CHECKS
-            .iter()
-            .any(|c| c.family == "RL" && rl_selection.includes(c))
-        {
+        if rl_selection.includes_family("RL") {
             if profile.rate_limit.is_some() {
                 let mut sessions = audit::sessions_for(&profile, &client).await?;
                 let outcome = limits::run(&profile, &client, &mut sessions, &rl_selection, seed).await?;
@@ -157,11 +148,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
         // database (through the app's own pool too), or the profile's
         // `[database]`. It runs before the ablation switches RLS off.
         let db_selection = selection.clone().and(Selection::parse("RLS", None)?);
-        let wants_db = dbaudit::CHECK_IDS
-            .iter()
-            .filter_map(|id| tenantry_harness::checks::find(id))
-            .any(|c| db_selection.includes(c));
-        if wants_db {
+        if db_selection.includes_family("RLS") {
             let config = match (&stack, &profile.database) {
                 (Some(stack), _) => Some(stack.db_audit_config()?),
                 (None, Some(spec)) => Some(db_audit_config(spec)),

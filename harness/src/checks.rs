@@ -369,6 +369,11 @@ impl Selection {
             && self.min_severity.is_none_or(|m| check.severity >= m)
             && self.and.as_ref().is_none_or(|s| s.includes(check))
     }
+
+    /// Whether any check of `family` (`TOK`, `RL`, …) is selected.
+    pub fn includes_family(&self, family: &str) -> bool {
+        CHECKS.iter().any(|c| c.family == family && self.includes(c))
+    }
 }
 
 fn matches(pattern: &str, check: &Check) -> bool {

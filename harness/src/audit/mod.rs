@@ -107,6 +107,27 @@ impl Report {
         self.polls += other.polls;
         self.elapsed += other.elapsed;
     }
+
+    /// A finding of check `id` (unknown ids are ignored), unless the same
+    /// check already reported the same message.
+    pub fn add_finding(&mut self, id: &str, message: String, evidence: Vec<String>) {
+        let Some(check) = checks::find(id) else {
+            return;
+        };
+        if self
+            .findings
+            .iter()
+            .any(|f| f.check.id == check.id && f.message == message)
+        {
+            return;
+        }
+        self.findings.push(Finding {
+            check,
+            message,
+            evidence,
+            reproduction: None,
+        });
+    }
 }
 
 /// Why the audit could not run.

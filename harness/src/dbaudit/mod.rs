@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use tokio_postgres::{Client, NoTls, Row};
 
-use crate::audit::{Finding, Report};
+use crate::audit::Report;
 use crate::checks::{self, Selection};
 
 /// The setting the reference stack carries the org in.
@@ -328,21 +328,7 @@ impl Run<'_> {
     }
 
     pub fn finding(&mut self, id: &str, message: String, evidence: Vec<String>) {
-        let Some(check) = checks::find(id) else { return };
-        if self
-            .report
-            .findings
-            .iter()
-            .any(|f| f.check.id == check.id && f.message == message)
-        {
-            return;
-        }
-        self.report.findings.push(Finding {
-            check,
-            message,
-            evidence,
-            reproduction: None,
-        });
+        self.report.add_finding(id, message, evidence);
     }
 
     pub async fn connect(&self) -> Result<Conn, DbAuditError> {

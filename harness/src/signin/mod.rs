@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::audit::{AuditError, Finding, Report};
+use crate::audit::{AuditError, Report};
 use crate::checks::{self, Selection};
 use crate::client::{Client, Reply, Request};
 use crate::oracle::CanarySource;
@@ -231,23 +231,7 @@ impl Run<'_> {
 
     /// Records a finding of check `id`.
     pub(crate) fn finding(&mut self, id: &str, message: String, evidence: Vec<String>) {
-        let Some(check) = checks::find(id) else {
-            return;
-        };
-        if self
-            .report
-            .findings
-            .iter()
-            .any(|f| f.check.id == check.id && f.message == message)
-        {
-            return;
-        }
-        self.report.findings.push(Finding {
-            check,
-            message,
-            evidence,
-            reproduction: None,
-        });
+        self.report.add_finding(id, message, evidence);
     }
 
     /// A fresh unique email address for `purpose`.

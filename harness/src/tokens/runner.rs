@@ -305,9 +305,7 @@ pub async fn audit(
 
 /// Whether `selection` includes a TOK check.
 pub fn selects_any(selection: &Selection) -> bool {
-    checks::CHECKS
-        .iter()
-        .any(|c| c.family == "TOK" && selection.includes(c))
+    selection.includes_family("TOK")
 }
 
 fn world_spec(tag: &str) -> WorldSpec {
