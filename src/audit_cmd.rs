@@ -135,7 +135,9 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
         if rl_selection.includes_family("RL") {
             if profile.rate_limit.is_some() {
                 let mut sessions = audit::sessions_for(&profile, &client).await?;
-                let outcome = limits::run(&profile, &client, &mut sessions, &rl_selection, seed).await?;
+                let hooks = stack.as_ref().map(|s| s as &dyn limits::LimitsHooks);
+                let outcome =
+                    limits::run_with(&profile, &client, &mut sessions, &rl_selection, seed, hooks).await?;
                 for (id, reason) in &outcome.skipped {
                     eprintln!("{id} {reason}");
                 }

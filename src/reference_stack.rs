@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use tenantry_harness::dbaudit::{AppPool, DbAuditConfig, Ending};
+use tenantry_harness::limits::LimitsHooks;
 use tenantry_harness::profile::{LimitAlgorithm, LimitPolicy, Profile, RateLimitSpec};
 use tenantry_harness::services::{Database, Postgres, Redis};
 use tenantry_harness::signin::{AppFlows, AppSignIn, AppTemplateHelper};
@@ -39,6 +40,10 @@ pub struct Stack {
     redis: Option<Redis>,
     /// Instances with real, short limits for the RL suite.
     limited: Vec<Instance>,
+    /// The limited instances' config file (they watch it for
+    /// `rate_limit.bypass_orgs`), and the bypass list written to it.
+    bypass_file: std::path::PathBuf,
+    bypass_orgs: std::sync::Mutex<Vec<String>>,
     server: tokio::task::JoinHandle<()>,
     shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -119,6 +124,7 @@ impl Stack {
         for instance in self.limited {
             instance.stop().await;
         }
+        let _ = std::fs::remove_file(&self.bypass_file);
         let _ = self.shutdown.send(());
         let _ = tokio::time::timeout(Duration::from_secs(15), self.server).await;
         drop(self.database);
@@ -199,9 +205,16 @@ pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
     let built = options.clone();
     // Two instances sharing the store (one without Redis: the in-process
     // store is not shared) with `api.search` really limited.
+    // They watch a config file of their own for the bypass list (RL-005).
+    let bypass_file = std::env::temp_dir().join(format!(
+        "tenantry-rl-{}-{}.toml",
+        std::process::id(),
+        tenantry_reference::ids::new_id(tenantry_reference::ids::IdKind::Project)
+    ));
+    write_bypass_file(&bypass_file, &[]).context("writing the limited instances' config file")?;
     let mut limited = Vec::new();
     for _ in 0..if redis.is_some() { 2 } else { 1 } {
-        limited.push(Instance::start(&database.url(), &password, &options).await?);
+        limited.push(Instance::start(&database.url(), &password, &options, &bypass_file).await?);
     }
     let active = app.key_ring().active();
     let signing_key = (active.kid().to_string(), active.pkcs8_der().to_vec());
@@ -236,9 +249,71 @@ pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
         signing_key,
         redis,
         limited,
+        bypass_file,
+        bypass_orgs: std::sync::Mutex::new(Vec::new()),
         server,
         shutdown,
     })
+}
+
+/// How often the limited instances check their config file.
+const RELOAD_INTERVAL_MS: u64 = 100;
+
+/// Writes the limited instances' config file: only `rate_limit.bypass_orgs`
+/// (the watcher reads nothing else). Written beside and renamed, so the
+/// watcher never reads half a file.
+fn write_bypass_file(path: &std::path::Path, orgs: &[String]) -> std::io::Result<()> {
+    let list: Vec<String> = orgs
+        .iter()
+        .map(|o| serde_json::Value::String(o.clone()).to_string())
+        .collect();
+    let text = format!("[rate_limit]\nbypass_orgs = [{}]\n", list.join(", "));
+    let partial = path.with_extension("toml.partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, path)
+}
+
+/// The RL suite's hooks on the stack: the limited instances' bypass list
+/// (their watched config file) and the stack's own Redis (stopped and
+/// started on the same port).
+impl LimitsHooks for Stack {
+    fn add_bypass_org<'a>(&'a self, org_id: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let mut orgs = self.bypass_orgs.lock().unwrap_or_else(|p| p.into_inner());
+            if !orgs.iter().any(|o| o == org_id) {
+                orgs.push(org_id.to_string());
+            }
+            write_bypass_file(&self.bypass_file, &orgs)
+                .map_err(|e| format!("writing {}: {e}", self.bypass_file.display()))
+        })
+    }
+
+    fn bypass_reload_within(&self) -> Duration {
+        // The instances poll every RELOAD_INTERVAL_MS; generous for a busy CI.
+        Duration::from_secs(3)
+    }
+
+    fn stop_store(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            match &self.redis {
+                Some(redis) => redis.stop().map_err(|e| e.to_string()),
+                None => Err("the stack has no Redis (redis-server is not installed): the in-process store cannot be stopped".into()),
+            }
+        })
+    }
+
+    fn start_store(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            match &self.redis {
+                Some(redis) => redis.restart().map_err(|e| e.to_string()),
+                None => Err("the stack has no Redis".into()),
+            }
+        })
+    }
+
+    fn store_url(&self) -> Option<String> {
+        self.redis.as_ref().map(|r| r.url().to_string())
+    }
 }
 
 /// How long the stack's OAuth connect states live.
@@ -259,8 +334,15 @@ struct Instance {
 }
 
 impl Instance {
-    async fn start(database_url: &str, password: &str, options: &StackOptions) -> anyhow::Result<Self> {
+    async fn start(
+        database_url: &str,
+        password: &str,
+        options: &StackOptions,
+        config_path: &std::path::Path,
+    ) -> anyhow::Result<Self> {
         let mut options = options.clone();
+        options.config_path = Some(config_path.to_path_buf());
+        options.config.rate_limit.reload_interval_ms = RELOAD_INTERVAL_MS;
         options.config.rate_limit.policies.insert(
             LIMITED_POLICY.into(),
             tenantry_reference::config::PolicyOverride {
@@ -346,24 +428,34 @@ mod tests {
     use tenantry_harness::client::Client;
 
     /// The stack's own profile points the RL suite at its limited instances,
-    /// which it finds clean (with Redis: every check but the store's runs).
+    /// which it finds clean. With the stack's hooks, RL-005 (an org added
+    /// to the watched bypass list is never limited, without a restart) runs
+    /// always, and with Redis RL-011 (Redis stopped: admitted and marked
+    /// degraded, no 5xx, recovery after the restart), RL-012 (one store
+    /// command per decision, few keys, all with a TTL) and RL-010 run too.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_rl_suite_runs_clean_on_the_limited_instances() {
         let stack = start(&[]).await.expect("the reference stack");
         let profile = stack.profile();
         let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
         let mut sessions = sessions_for(&profile, &client).await.expect("a session source");
-        let outcome =
-            tenantry_harness::limits::run(&profile, &client, &mut sessions, &Selection::default(), 7)
-                .await
-                .expect("the RL suite runs");
+        let outcome = tenantry_harness::limits::run_with(
+            &profile,
+            &client,
+            &mut sessions,
+            &Selection::default(),
+            7,
+            Some(&stack),
+        )
+        .await
+        .expect("the RL suite runs");
         assert!(
             outcome.report.findings.is_empty(),
             "{:#}",
             outcome.report.to_json()
         );
         for id in [
-            "RL-001", "RL-002", "RL-003", "RL-006", "RL-007", "RL-008", "RL-009",
+            "RL-001", "RL-002", "RL-003", "RL-005", "RL-006", "RL-007", "RL-008", "RL-009",
         ] {
             assert!(outcome.report.checks_run.contains(&id), "{id} did not run");
         }
@@ -372,6 +464,14 @@ mod tests {
             Redis::available(),
             "RL-010 runs exactly when the instances share Redis"
         );
+        for id in ["RL-011", "RL-012"] {
+            assert_eq!(
+                outcome.report.checks_run.contains(&id),
+                Redis::available(),
+                "{id} runs exactly when the stack owns Redis: {:?}",
+                outcome.skipped
+            );
+        }
         stack.stop().await;
     }
 }

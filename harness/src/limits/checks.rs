@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{admitted, odd, sleep, Actor, Sent, Suite};
+use super::{admitted, odd, sleep, Actor, LimitsHooks, Sent, Suite, RECOVERY_WITHIN, STORE_DOWN_BOUND};
 use crate::audit::AuditError;
 use crate::client::Reply;
 use crate::profile::{LimitAlgorithm, LimitPolicy};
@@ -10,15 +10,16 @@ use crate::profile::{LimitAlgorithm, LimitPolicy};
 /// The longest window the suite waits out (RL-007, RL-008, RL-009).
 const LONGEST_WAIT: Duration = Duration::from_secs(10);
 
-pub(super) async fn all(suite: &mut Suite, policy: &LimitPolicy) -> Result<(), AuditError> {
+pub(super) async fn all(
+    suite: &mut Suite,
+    policy: &LimitPolicy,
+    hooks: Option<&dyn LimitsHooks>,
+) -> Result<(), AuditError> {
     exact(suite, policy).await?;
     isolation(suite, policy).await?;
     per_user(suite, policy).await?;
     spoofed(suite, policy).await?;
-    suite.skip(
-        "RL-005",
-        "not run: the profile cannot name a bypass org the harness can create (see docs/profiles.md)".into(),
-    );
+    bypass(suite, policy, hooks).await?;
     headers(suite, policy).await?;
     let short = policy.window <= LONGEST_WAIT;
     for id in ["RL-007", "RL-008", "RL-009"] {
@@ -40,11 +41,463 @@ pub(super) async fn all(suite: &mut Suite, policy: &LimitPolicy) -> Result<(), A
         edge(suite, policy).await?;
     }
     multi_instance(suite, policy).await?;
-    for id in ["RL-011", "RL-012"] {
+    cost(suite, policy, hooks).await?;
+    store_down(suite, policy, hooks).await?;
+    Ok(())
+}
+
+/// Decisions RL-012 measures.
+const COST_DECISIONS: u64 = 5;
+
+/// Keys one org may hold per policy (RL-012).
+const KEYS_PER_ORG: usize = 2;
+
+/// What RL-012 read from the store around [`COST_DECISIONS`] requests.
+struct StoreCost {
+    /// Commands clients sent the store (a script's inner calls and the
+    /// check's own commands excluded).
+    commands: u64,
+    /// MONITOR lines of those commands, for evidence.
+    lines: Vec<String>,
+    /// The org's keys and their PTTL (-1: none).
+    keys: Vec<(String, i64)>,
+}
+
+/// Commands the check itself (or a client's handshake) sends.
+const OWN_COMMANDS: &[&str] = &[
+    "info", "config", "scan", "pttl", "ttl", "ping", "hello", "client", "dbsize", "select",
+];
+
+async fn measure_cost(
+    suite: &Suite,
+    policy: &LimitPolicy,
+    a: &Actor,
+    url: &str,
+) -> Result<StoreCost, String> {
+    let request = |suite: &Suite| suite.request(policy, a, 0).map_err(|e| e.to_string());
+    // One decision first, so a script cache or connection warm-up is not counted.
+    suite.one(request(suite)?).await;
+    // MONITOR shows what clients send (a script's own commands come marked
+    // `[db lua]`): round trips, where INFO commandstats would count the
+    // script's inner calls too.
+    let info =
+        redis::IntoConnectionInfo::into_connection_info(url).map_err(|e| format!("the store URL: {e}"))?;
+    let addr = match info.addr() {
+        redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+        other => return Err(format!("MONITOR needs a plain TCP store address, not {other}")),
+    };
+    let mut monitor = tokio::net::TcpStream::connect(&addr)
+        .await
+        .map_err(|e| format!("connecting to the store at {addr}: {e}"))?;
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        monitor
+            .write_all(b"MONITOR\r\n")
+            .await
+            .map_err(|e| format!("MONITOR: {e}"))?;
+        let mut ok = [0u8; 5];
+        monitor
+            .read_exact(&mut ok)
+            .await
+            .map_err(|e| format!("MONITOR: {e}"))?;
+        if &ok != b"+OK\r\n" {
+            return Err(format!("MONITOR answered {:?}", String::from_utf8_lossy(&ok)));
+        }
+    }
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let seen = std::sync::Arc::clone(&seen);
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(monitor).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                seen.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        })
+    };
+    for _ in 0..COST_DECISIONS {
+        suite.one(request(suite)?).await;
+    }
+    sleep(Duration::from_millis(200)).await;
+    reader.abort();
+    let seen = std::mem::take(&mut *seen.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut commands = 0;
+    let mut lines = Vec::new();
+    for line in seen {
+        // `+<time> [<db> <client or lua>] "<command>" ...`
+        let Some((client, rest)) = line.split_once(" [").and_then(|(_, r)| r.split_once("] ")) else {
+            continue;
+        };
+        if client.ends_with(" lua") {
+            continue;
+        }
+        let command = rest.split('"').nth(1).unwrap_or("").to_ascii_lowercase();
+        if OWN_COMMANDS.contains(&command.as_str()) {
+            continue;
+        }
+        commands += 1;
+        if lines.len() < 12 {
+            lines.push(line.chars().take(160).collect());
+        }
+    }
+    if commands == 0 {
+        return Err(format!(
+            "MONITOR showed no command for {COST_DECISIONS} decisions: the target does not use this store"
+        ));
+    }
+    let client = redis::Client::open(url).map_err(|e| format!("the store URL does not open: {e}"))?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| format!("connecting to the store: {e}"))?;
+    let pattern: String = a
+        .org
+        .id
+        .chars()
+        .map(|c| {
+            if "*?[]\\".contains(c) {
+                format!("\\{c}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    let mut keys = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("*{pattern}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("SCAN: {e}"))?;
+        for key in batch {
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| format!("PTTL: {e}"))?;
+            keys.push((key, ttl));
+        }
+        if next == 0 || keys.len() > 1000 {
+            break;
+        }
+        cursor = next;
+    }
+    Ok(StoreCost {
+        commands,
+        lines,
+        keys,
+    })
+}
+
+/// RL-012: [`COST_DECISIONS`] decisions of a fresh org cost at most one store
+/// round trip each (the commands clients send, seen with MONITOR), leave at most
+/// [`KEYS_PER_ORG`] keys naming the org, and every such key has a TTL.
+async fn cost(
+    suite: &mut Suite,
+    policy: &LimitPolicy,
+    hooks: Option<&dyn LimitsHooks>,
+) -> Result<(), AuditError> {
+    if !suite.selected.contains(&"RL-012") {
+        return Ok(());
+    }
+    let Some(url) = hooks.and_then(|h| h.store_url()) else {
         suite.skip(
-            id,
-            "not run: needs the store (the harness must own it to stop it and watch its commands)".into(),
+            "RL-012",
+            "not run: the harness has no URL of the target's store (the reference stack gives it with Redis)"
+                .into(),
         );
+        return Ok(());
+    };
+    let a = actor(suite, "cost", "owner")?;
+    let measured = match measure_cost(suite, policy, &a, &url).await {
+        Ok(m) => m,
+        Err(e) => {
+            suite.skip("RL-012", format!("not run: {e}"));
+            return Ok(());
+        }
+    };
+    suite.ran("RL-012");
+    if measured.commands > COST_DECISIONS {
+        suite.finding(
+            "RL-012",
+            policy,
+            format!(
+                "{COST_DECISIONS} decisions cost {} store commands (at most one round trip each)",
+                measured.commands
+            ),
+            vec![measured.lines.join("\n")],
+        );
+    }
+    if measured.keys.len() > KEYS_PER_ORG {
+        suite.finding(
+            "RL-012",
+            policy,
+            format!(
+                "one org's requests left {} keys in the store (at most {KEYS_PER_ORG} per policy)",
+                measured.keys.len()
+            ),
+            vec![measured
+                .keys
+                .iter()
+                .take(10)
+                .map(|(k, _)| k.clone())
+                .collect::<Vec<_>>()
+                .join("\n")],
+        );
+    }
+    let forever: Vec<&String> = measured
+        .keys
+        .iter()
+        .filter(|(_, t)| *t == -1)
+        .map(|(k, _)| k)
+        .collect();
+    if !forever.is_empty() {
+        suite.finding(
+            "RL-012",
+            policy,
+            format!(
+                "{} of the org's store keys have no TTL (they never expire)",
+                forever.len()
+            ),
+            vec![forever
+                .iter()
+                .take(5)
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")],
+        );
+    }
+    Ok(())
+}
+
+/// RL-005: an org put on the bypass list (by the caller's hook, as an
+/// operator edits it) is admitted without limit within the stated time, with
+/// no restart; once it is, a burst well over the limit sees no 429.
+async fn bypass(
+    suite: &mut Suite,
+    policy: &LimitPolicy,
+    hooks: Option<&dyn LimitsHooks>,
+) -> Result<(), AuditError> {
+    if !suite.selected.contains(&"RL-005") {
+        return Ok(());
+    }
+    let Some(hooks) = hooks else {
+        suite.skip(
+            "RL-005",
+            "not run: the harness cannot edit the target's bypass list (no hooks; the reference stack provides them)"
+                .into(),
+        );
+        return Ok(());
+    };
+    let a = actor(suite, "bypass", "owner")?;
+    if let Err(e) = hooks.add_bypass_org(&a.org.id).await {
+        suite.skip("RL-005", format!("not run: could not add a bypass org: {e}"));
+        return Ok(());
+    }
+    suite.ran("RL-005");
+    let within = hooks.bypass_reload_within();
+    let start = Instant::now();
+    let n = policy.algorithm.bound(policy.limit) as usize + policy.limit as usize + 1;
+    let mut last = Vec::new();
+    loop {
+        let (sent, _) = burst(suite, policy, std::slice::from_ref(&a), n, false, &plain).await?;
+        screen(suite, "RL-005", policy, &a, &sent)?;
+        if admitted(&sent) == sent.len() {
+            break;
+        }
+        last = sent;
+        if start.elapsed() > within {
+            suite.finding(
+                "RL-005",
+                policy,
+                format!(
+                    "org {} was put on the bypass list {} ms ago (the change must apply within {} ms) and a burst of {n} still got {} refusal(s) with 429",
+                    a.org.key,
+                    start.elapsed().as_millis(),
+                    within.as_millis(),
+                    last.iter().filter(|s| s.limited()).count()
+                ),
+                last.iter()
+                    .filter(|s| s.limited())
+                    .take(2)
+                    .map(|s| s.reply.transcript.clone())
+                    .collect(),
+            );
+            return Ok(());
+        }
+        sleep(Duration::from_millis(250)).await;
+    }
+    let _ = last;
+    // In effect: a bypass org never gets 429.
+    let (sent, _) = burst(suite, policy, std::slice::from_ref(&a), 2 * n, false, &plain).await?;
+    screen(suite, "RL-005", policy, &a, &sent)?;
+    if let Some(s) = sent.iter().find(|s| s.limited()) {
+        suite.finding(
+            "RL-005",
+            policy,
+            format!(
+                "org {} is on the bypass list (a burst was admitted in full) and a later burst of {} got 429",
+                a.org.key,
+                2 * n
+            ),
+            vec![s.reply.transcript.clone()],
+        );
+    }
+    Ok(())
+}
+
+/// Whether `reply` says it was answered without a limiter decision.
+fn degraded(reply: &Reply) -> bool {
+    reply
+        .headers
+        .iter()
+        .any(|(name, _)| name.to_ascii_lowercase().contains("degraded"))
+}
+
+/// RL-011: with the store stopped, answers come within
+/// [`STORE_DOWN_BOUND`], are never a 5xx other than 503, and an admitted one
+/// says it is degraded; after the store returns, decisions are made again
+/// within [`RECOVERY_WITHIN`].
+async fn store_down(
+    suite: &mut Suite,
+    policy: &LimitPolicy,
+    hooks: Option<&dyn LimitsHooks>,
+) -> Result<(), AuditError> {
+    if !suite.selected.contains(&"RL-011") {
+        return Ok(());
+    }
+    let Some(hooks) = hooks else {
+        suite.skip(
+            "RL-011",
+            "not run: the harness cannot stop the target's store (no hooks; the reference stack provides them with Redis)"
+                .into(),
+        );
+        return Ok(());
+    };
+    let a = actor(suite, "down", "owner")?;
+    let request = suite.request(policy, &a, 0)?;
+    let before = suite.one(request).await;
+    screen(
+        suite,
+        "RL-011",
+        policy,
+        &a,
+        &[Sent {
+            at: Duration::ZERO,
+            reply: before.clone(),
+        }],
+    )?;
+    if let Err(e) = hooks.stop_store().await {
+        suite.skip("RL-011", format!("not run: could not stop the store: {e}"));
+        return Ok(());
+    }
+    suite.ran("RL-011");
+    // While down: a few sequential requests (each timed), then a burst.
+    let mut timed = Vec::new();
+    let mut outage = Ok(());
+    for _ in 0..3 {
+        match suite.request(policy, &a, 0) {
+            Ok(request) => {
+                let started = Instant::now();
+                let reply = suite.one(request).await;
+                timed.push((started.elapsed(), reply));
+            }
+            Err(e) => {
+                outage = Err(e);
+                break;
+            }
+        }
+    }
+    let n = policy.limit as usize + 1;
+    if outage.is_ok() {
+        match burst(suite, policy, std::slice::from_ref(&a), n, false, &plain).await {
+            Ok((sent, elapsed)) => timed.extend(sent.into_iter().map(|s| (elapsed, s.reply))),
+            Err(e) => outage = Err(e),
+        }
+    }
+    let started = hooks.start_store().await;
+    outage?;
+    if let Err(e) = started {
+        return Err(AuditError::Setup {
+            resource: "rate_limit store".into(),
+            org: a.org.key.clone(),
+            detail: format!("the store did not start again: {e}"),
+        });
+    }
+    if let Some((took, r)) = timed.iter().find(|(took, _)| *took > STORE_DOWN_BOUND) {
+        suite.finding(
+            "RL-011",
+            policy,
+            format!(
+                "with the store down a request took {} ms (at most {} ms: the limiter must give up on the store quickly)",
+                took.as_millis(),
+                STORE_DOWN_BOUND.as_millis()
+            ),
+            vec![r.transcript.clone()],
+        );
+    }
+    let errors: Vec<&Reply> = timed
+        .iter()
+        .map(|(_, r)| r)
+        .filter(|r| r.status >= 500 && r.status != 503 || r.status == 0)
+        .collect();
+    if let Some(r) = errors.first() {
+        suite.finding(
+            "RL-011",
+            policy,
+            format!(
+                "with the store down {} of {} requests answered {} (expected the policy's fail mode: admitted and marked degraded, or 503/429)",
+                errors.len(),
+                timed.len(),
+                r.status
+            ),
+            vec![r.transcript.clone()],
+        );
+    }
+    let silent: Vec<&Reply> = timed
+        .iter()
+        .map(|(_, r)| r)
+        .filter(|r| (200..400).contains(&r.status) && !degraded(r))
+        .collect();
+    if let Some(r) = silent.first() {
+        suite.finding(
+            "RL-011",
+            policy,
+            format!(
+                "with the store down {} of {} requests were admitted with nothing saying so (no `*-Degraded` header): the limiter fails open silently",
+                silent.len(),
+                timed.len()
+            ),
+            vec![r.transcript.clone()],
+        );
+    }
+    // Recovery: decisions again (no degraded mark) once the store is back.
+    let back = Instant::now();
+    loop {
+        let request = suite.request(policy, &a, 0)?;
+        let reply = suite.one(request).await;
+        if reply.status < 500 && reply.status != 0 && !degraded(&reply) {
+            break;
+        }
+        if back.elapsed() > RECOVERY_WITHIN {
+            suite.finding(
+                "RL-011",
+                policy,
+                format!(
+                    "{} ms after the store came back, answers are still degraded or failing ({})",
+                    back.elapsed().as_millis(),
+                    reply.status
+                ),
+                vec![reply.transcript],
+            );
+            break;
+        }
+        sleep(Duration::from_millis(100)).await;
     }
     Ok(())
 }

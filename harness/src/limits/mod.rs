@@ -7,14 +7,26 @@
 //! suite sleeps at most a little over one declared window at a time, so a
 //! target tested with windows of one or two seconds is judged in seconds.
 //!
-//! Not run, and said so in [`Outcome::skipped`]: RL-005 (the profile cannot
-//! name a bypass org the harness is able to create), RL-010 with a single
-//! instance, RL-011/RL-012 (they need the harness to own the store), RL-006
-//! when the policy does not declare `headers = true`.
+//! Not run, and said so in [`Outcome::skipped`]: RL-005 and RL-011 unless
+//! the caller gives [`LimitsHooks`] (through [`run_with`]) that can put an
+//! org on the bypass list and stop/start the store, RL-010 with a single
+//! instance, RL-012 unless the hooks give the store's URL (it reads the
+//! store's commands with MONITOR, its keys and TTLs), RL-006 when the policy does
+//! not declare `headers = true`.
+//!
+//! RL-011's oracle for "degraded": while the store is down, a request the
+//! target admits must say it was admitted without a decision — a response
+//! header whose name contains `degraded` (the reference server sends
+//! `RateLimit-Degraded: fail-open`); a refusal must be 503 or 429, never
+//! another 5xx; every answer must come within [`STORE_DOWN_BOUND`]; and
+//! within [`RECOVERY_WITHIN`] of the store's return, answers are decided
+//! again (no degraded header).
 
 mod checks;
 
 use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
 
 use crate::audit::{AuditError, Finding, Report};
 use crate::checks::{self as catalogue, Selection};
@@ -48,19 +60,67 @@ pub async fn audit(
 
 /// The orgs the suite provisions, one per check that spends a budget.
 const ORGS: &[&str] = &[
-    "exact", "iso_a", "iso_b", "users", "spoof", "headers", "retry", "rejected", "edge", "multi",
+    "exact", "iso_a", "iso_b", "users", "spoof", "headers", "retry", "rejected", "edge", "multi", "bypass",
+    "down", "cost",
 ];
+
+/// The longest a request may take while the store is down (RL-011).
+pub const STORE_DOWN_BOUND: Duration = Duration::from_secs(3);
+
+/// How soon after the store returns decisions must be made again (RL-011).
+pub const RECOVERY_WITHIN: Duration = Duration::from_secs(10);
+
+/// What the caller can do to the target beyond HTTP, for the checks that
+/// need it: RL-005 (edit the bypass list) and RL-011 (stop and start the
+/// store). A hook that cannot act returns `Err(why)`; the check is then
+/// reported as not run with that reason.
+pub trait LimitsHooks: Send + Sync {
+    /// Puts `org_id` (the org's id as the identity service names it) on the
+    /// target's bypass list the way an operator would (e.g. its config file),
+    /// without restarting anything.
+    fn add_bypass_org<'a>(&'a self, org_id: &'a str) -> BoxFuture<'a, Result<(), String>>;
+
+    /// How soon an edit of the bypass list must take effect (RL-005).
+    fn bypass_reload_within(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+
+    /// Stops the rate-limit store abruptly (as a crash would).
+    fn stop_store(&self) -> BoxFuture<'_, Result<(), String>>;
+
+    /// Starts the store again where it was.
+    fn start_store(&self) -> BoxFuture<'_, Result<(), String>>;
+
+    /// The store's URL (`redis://…`), for the cost checks (RL-012).
+    fn store_url(&self) -> Option<String> {
+        None
+    }
+}
 
 /// Users of org `users` besides `owner` (RL-003).
 const MEMBERS: &[&str] = &["m1", "m2", "m3"];
 
-/// Runs the suite, reporting skipped checks with their reasons.
+/// Runs the suite, reporting skipped checks with their reasons (without
+/// hooks: RL-005 and RL-011 are not run).
 pub async fn run(
     profile: &Profile,
     client: &Client,
     sessions: &mut Sessions,
     selection: &Selection,
     seed: u64,
+) -> Result<Outcome, AuditError> {
+    run_with(profile, client, sessions, selection, seed, None).await
+}
+
+/// As [`run`], with `hooks` for the checks that act on the target beyond
+/// HTTP (RL-005, RL-011).
+pub async fn run_with(
+    profile: &Profile,
+    client: &Client,
+    sessions: &mut Sessions,
+    selection: &Selection,
+    seed: u64,
+    hooks: Option<&dyn LimitsHooks>,
 ) -> Result<Outcome, AuditError> {
     let started = Instant::now();
     let sent_before = client.requests_sent();
@@ -132,7 +192,7 @@ pub async fn run(
             // outlasts them.
             suite.actors = actors(sessions, client, &world, &tokens).await?;
         }
-        checks::all(&mut suite, policy).await?;
+        checks::all(&mut suite, policy, hooks).await?;
     }
     let mut outcome = suite.outcome;
     outcome.report.requests = client.requests_sent() - sent_before;
