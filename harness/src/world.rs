@@ -34,6 +34,41 @@ pub struct WorldSpec {
     pub users: Vec<UserSpec>,
 }
 
+impl WorldSpec {
+    /// A world of `orgs` (keys) and `users` (key, [(org key, role)]), named
+    /// for one run: orgs `{label} {key} {tag}` with slug `{prefix}-{key}-{tag}`,
+    /// users `{prefix}-{key}-{tag}@tenantry.invalid`.
+    pub fn tagged(
+        label: &str,
+        prefix: &str,
+        tag: &str,
+        orgs: &[&str],
+        users: &[(&str, &[(&str, &str)])],
+    ) -> Self {
+        Self {
+            orgs: orgs
+                .iter()
+                .map(|key| OrgSpec {
+                    key: key.to_string(),
+                    name: format!("{label} {key} {tag}"),
+                    slug: format!("{prefix}-{key}-{tag}"),
+                })
+                .collect(),
+            users: users
+                .iter()
+                .map(|(key, memberships)| UserSpec {
+                    key: key.to_string(),
+                    email: format!("{prefix}-{key}-{tag}@tenantry.invalid"),
+                    memberships: memberships
+                        .iter()
+                        .map(|(o, r)| (o.to_string(), r.to_string()))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// An org as it exists at the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Org {

@@ -24,7 +24,7 @@ use crate::oracle::{CanarySource, NeedleKind, Oracle};
 use crate::profile::{Profile, SessionSpec};
 use crate::session::{CommandConfig, MintConfig, Placement, SessionError, Sessions};
 use crate::template::{RenderError, RequestTemplate};
-use crate::world::{Org, OrgSpec, UserSpec, World, WorldSpec};
+use crate::world::{Org, World, WorldSpec};
 
 /// A fresh seed (printed by callers so the run can be repeated).
 pub fn random_seed() -> u64 {
@@ -456,28 +456,18 @@ fn percent_decode(s: &str) -> String {
 
 /// The world every audit provisions. `tag` keeps names unique per run.
 fn world_spec(tag: &str) -> WorldSpec {
-    let org = |key: &str, name: &str| OrgSpec {
-        key: key.into(),
-        name: format!("Audit {name} {tag}"),
-        slug: format!("audit-{key}-{tag}"),
-    };
-    let user = |key: &str, memberships: &[(&str, &str)]| UserSpec {
-        key: key.into(),
-        email: format!("{key}-{tag}@tenantry.invalid"),
-        memberships: memberships
-            .iter()
-            .map(|(o, r)| (o.to_string(), r.to_string()))
-            .collect(),
-    };
-    WorldSpec {
-        orgs: vec![org("a", "A"), org("b", "B")],
-        users: vec![
-            user("alice", &[("a", "org:admin"), ("b", "org:member")]),
-            user("bob", &[("b", "org:admin")]),
-            user("carol", &[("a", "org:member")]),
-            user("dave", &[("a", "org:admin")]),
+    WorldSpec::tagged(
+        "Audit",
+        "audit",
+        tag,
+        &["a", "b"],
+        &[
+            ("alice", &[("a", "org:admin"), ("b", "org:member")]),
+            ("bob", &[("b", "org:admin")]),
+            ("carol", &[("a", "org:member")]),
+            ("dave", &[("a", "org:admin")]),
         ],
-    }
+    )
 }
 
 async fn actor(

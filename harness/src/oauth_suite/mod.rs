@@ -22,7 +22,7 @@ use crate::client::{Client, Reply};
 use crate::oracle::CanarySource;
 use crate::profile::{OAuthSpec, Profile, MAX_STATE_TTL};
 use crate::session::Sessions;
-use crate::world::{OrgSpec, UserSpec, World, WorldSpec};
+use crate::world::{World, WorldSpec};
 
 use self::flow::{accepted, off_site, query_param, set_param, Agent, Driver, Started, StepFailed};
 
@@ -38,27 +38,17 @@ pub fn selects_any(selection: &Selection) -> bool {
 }
 
 fn world_spec(tag: &str) -> WorldSpec {
-    let org = |key: &str| OrgSpec {
-        key: key.into(),
-        name: format!("OAuth {key} {tag}"),
-        slug: format!("oau-{key}-{tag}"),
-    };
-    let user = |key: &str, memberships: &[(&str, &str)]| UserSpec {
-        key: key.into(),
-        email: format!("oau-{key}-{tag}@tenantry.invalid"),
-        memberships: memberships
-            .iter()
-            .map(|(o, r)| (o.to_string(), r.to_string()))
-            .collect(),
-    };
-    WorldSpec {
-        orgs: vec![org("a"), org("b")],
-        users: vec![
-            user("alice", &[("a", "org:admin"), ("b", "org:admin")]),
-            user("bob", &[("b", "org:admin")]),
-            user("dave", &[("a", "org:admin")]),
+    WorldSpec::tagged(
+        "OAuth",
+        "oau",
+        tag,
+        &["a", "b"],
+        &[
+            ("alice", &[("a", "org:admin"), ("b", "org:admin")]),
+            ("bob", &[("b", "org:admin")]),
+            ("dave", &[("a", "org:admin")]),
         ],
-    }
+    )
 }
 
 async fn agent(

@@ -31,7 +31,8 @@ fn completed(reply: &Reply) -> bool {
     (200..300).contains(&reply.status) && attempt(reply)["status"] == "complete"
 }
 
-fn now() -> i64 {
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

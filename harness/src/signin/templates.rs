@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
+use super::flows::now;
 use super::idp::{jwt_of, Device};
 use super::Run;
 use crate::audit::AuditError;
@@ -18,13 +19,6 @@ const STANDARD_CLAIMS: &[&str] = &["sub", "iss", "iat", "nbf", "exp", "jti", "az
 
 /// Seconds of disagreement allowed between our clock and the service's.
 const CLOCK_SLACK: i64 = 60;
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// A signed-in user with an active org: (user id, email, device, session,
 /// org (id, slug)).

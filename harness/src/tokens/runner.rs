@@ -19,7 +19,7 @@ use crate::oracle::CanarySource;
 use crate::profile::{Profile, SessionSpec};
 use crate::session::{Issued, Placement, Sessions};
 use crate::template::RequestTemplate;
-use crate::world::{OrgSpec, UserSpec, World, WorldSpec};
+use crate::world::{World, WorldSpec};
 
 /// Requests in flight at once.
 const CONCURRENCY: usize = 8;
@@ -309,24 +309,17 @@ pub fn selects_any(selection: &Selection) -> bool {
 }
 
 fn world_spec(tag: &str) -> WorldSpec {
-    let org = |key: &str| OrgSpec {
-        key: key.into(),
-        name: format!("Tokens {key} {tag}"),
-        slug: format!("tok-{key}-{tag}"),
-    };
-    let user = |key: &str, org: &str, role: &str| UserSpec {
-        key: key.into(),
-        email: format!("tok-{key}-{tag}@tenantry.invalid"),
-        memberships: vec![(org.into(), role.into())],
-    };
-    WorldSpec {
-        orgs: vec![org("a"), org("b")],
-        users: vec![
-            user("alice", "a", "org:admin"),
-            user("bob", "b", "org:admin"),
-            user("carol", "a", "org:member"),
+    WorldSpec::tagged(
+        "Tokens",
+        "tok",
+        tag,
+        &["a", "b"],
+        &[
+            ("alice", &[("a", "org:admin")]),
+            ("bob", &[("b", "org:admin")]),
+            ("carol", &[("a", "org:member")]),
         ],
-    }
+    )
 }
 
 fn render(
