@@ -305,6 +305,22 @@ async fn plan(
     Ok(Ok(Plan { columns }))
 }
 
+/// `sql` in a transaction with `org`'s context set, committed; rolled back
+/// on any error.
+async fn as_org(run: &mut Run<'_>, conn: &Conn, org: &str, sql: &str) -> Result<(), tokio_postgres::Error> {
+    let outcome = async {
+        run.exec(conn, "BEGIN").await?;
+        run.set_context(conn, org).await?;
+        run.exec(conn, sql).await?;
+        run.exec(conn, "COMMIT").await
+    }
+    .await;
+    if outcome.is_err() {
+        let _ = run.exec(conn, "ROLLBACK").await;
+    }
+    outcome.map(drop)
+}
+
 async fn seed_one(
     run: &mut Run<'_>,
     conn: &Conn,
@@ -316,15 +332,7 @@ async fn seed_one(
     let Some(insert) = seeded.insert_sql(table, column, org) else {
         return Err("a parent row is missing".into());
     };
-    let outcome = async {
-        run.exec(conn, "BEGIN").await?;
-        run.set_context(conn, org).await?;
-        run.exec(conn, &insert).await?;
-        run.exec(conn, "COMMIT").await
-    }
-    .await;
-    if let Err(e) = outcome {
-        let _ = run.exec(conn, "ROLLBACK").await;
+    if let Err(e) = as_org(run, conn, org, &insert).await {
         return Err(format!("{insert} failed: {}", describe(&e)));
     }
     // Values children will reference, read back with the context set
@@ -377,15 +385,7 @@ async fn remove_table(run: &mut Run<'_>, conn: &Conn, table: &Table, column: &st
             quote_literal(org),
             table.org_type
         );
-        let outcome = async {
-            run.exec(conn, "BEGIN").await?;
-            run.set_context(conn, org).await?;
-            run.exec(conn, &delete).await?;
-            run.exec(conn, "COMMIT").await
-        }
-        .await;
-        if let Err(e) = outcome {
-            let _ = run.exec(conn, "ROLLBACK").await;
+        if let Err(e) = as_org(run, conn, org, &delete).await {
             tracing::warn!(
                 "db audit: could not delete the seed rows of org {org} from {}: {}; delete them by hand",
                 table.display,
