@@ -78,6 +78,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         );
     }
     let (profile, stack) = args.target.open().await?;
+    // `forge` steps find the JWKS through the profile; on the reference
+    // stack the harness holds the signing key, so re-signed cases run too.
+    let context = scenario::Context {
+        profile: Some(profile.clone()),
+        signing_key: stack.as_ref().map(|s| s.signing_key()).transpose()?,
+    };
     let seed = args.seed.unwrap_or_else(audit::random_seed);
     eprintln!(
         "running {} scenarios against {} ({}) with seed {seed} (repeat with --seed {seed}) ...",
@@ -90,7 +96,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         let mut sessions = audit::sessions_for(&profile, &client).await?;
         let mut outcomes = Vec::new();
         for (i, s) in scenarios.iter().enumerate() {
-            let outcome = scenario::run(s, &mut sessions, &client, seed.wrapping_add(i as u64)).await?;
+            let outcome =
+                scenario::run_with(s, &mut sessions, &client, seed.wrapping_add(i as u64), &context).await?;
             print_outcome(s, &outcome, &mut std::io::stdout().lock())?;
             outcomes.push(outcome);
         }

@@ -376,6 +376,11 @@ impl Selection {
     }
 }
 
+/// The checks a selector names: a family (`TOK`), an id, or a glob (`TOK-00*`).
+pub fn matching(pattern: &str) -> Vec<&'static Check> {
+    CHECKS.iter().filter(|c| matches(pattern, c)).collect()
+}
+
 fn matches(pattern: &str, check: &Check) -> bool {
     if pattern == check.family {
         return true;

@@ -196,7 +196,7 @@ pub enum RenderError {
 }
 
 /// The filters a placeholder may apply: `{{ org.a.id | upper }}`.
-pub const FILTERS: &str = "upper, lower, pad, confusable, urlencode";
+pub const FILTERS: &str = "upper, lower, pad, confusable, urlencode, base64, json";
 
 /// `value` through `filter`.
 pub fn apply_filter(filter: &str, value: &str) -> Result<String, RenderError> {
@@ -228,6 +228,12 @@ pub fn apply_filter(filter: &str, value: &str) -> Result<String, RenderError> {
             out
         }
         "urlencode" => form_component(value),
+        "base64" => {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(value)
+        }
+        // A JSON string literal, quotes included (`"org_…"`).
+        "json" => Value::String(value.to_string()).to_string(),
         other => return Err(RenderError::Filter(other.to_string())),
     })
 }

@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use serde_json::json;
 use tenantry_harness::checks::Severity;
 use tenantry_harness::scenario::{
-    self, Actor, Expect, Given, GivenOrg, GivenUser, HeaderAssert, Item, JsonAssert, MembershipChange,
-    Scenario, Step,
+    self, Actor, Capture, CaptureSource, CountAssert, Expect, Forge, Given, GivenOrg, GivenUser,
+    HeaderAssert, Item, JsonAssert, MembershipChange, Scenario, StatusMatch, Step,
 };
 use tenantry_harness::template::{Body, QueryValue, RequestTemplate};
 
@@ -25,6 +25,8 @@ fn step(actor: Actor, request: RequestTemplate) -> Step {
         actor,
         request,
         capture: Vec::new(),
+        forge: None,
+        concurrent: None,
         expect: Expect::default(),
     }
 }
@@ -45,8 +47,29 @@ fn rich() -> Scenario {
         "nested": { "organization_id": "{{ org.a.id }}" }
     })));
     let mut seed = step(member("alice", "a"), create);
-    seed.capture.push(("project".into(), "$.id".into()));
-    seed.capture.push(("secret".into(), "$['name']".into()));
+    seed.capture.push(("project".into(), Capture::json("$.id")));
+    seed.capture.push(("secret".into(), Capture::json("$['name']")));
+    seed.capture.push((
+        "state".into(),
+        Capture {
+            source: CaptureSource::Json("$.authorize_url".into()),
+            query: Some("state".into()),
+        },
+    ));
+    seed.capture.push((
+        "location".into(),
+        Capture {
+            source: CaptureSource::Header("Location".into()),
+            query: None,
+        },
+    ));
+    seed.capture.push((
+        "code".into(),
+        Capture {
+            source: CaptureSource::Header("location".into()),
+            query: Some("code".into()),
+        },
+    ));
     seed.expect.status = vec![201];
 
     let mut trpc = RequestTemplate::new("get", "/api/trpc/project.byId");
@@ -83,7 +106,44 @@ fn rich() -> Scenario {
         no_foreign_data: true,
         body_not_contains: vec!["{{ secret }}".into(), "{{ org.a.name }}".into()],
         body_contains: Vec::new(),
+        count: Vec::new(),
     };
+    let mut forged = step(
+        member("bob", "b"),
+        RequestTemplate::new("GET", "{{ target.instance.0 }}/api/projects"),
+    );
+    forged.forge = Some(Forge {
+        checks: vec!["TOK-003".into(), "TOK-01*".into()],
+        variant: None,
+    });
+    forged.expect.status = vec![401, 403];
+    let mut picked = step(member("bob", "b"), RequestTemplate::new("GET", "/api/projects"));
+    picked.forge = Some(Forge {
+        checks: vec!["TOK-006".into()],
+        variant: Some("spki: pem".into()),
+    });
+    let mut race = step(
+        member("alice", "a"),
+        RequestTemplate::new("GET", "/cb?state={{ state }}&code={{ code }}"),
+    );
+    race.concurrent = Some(16);
+    race.expect.count = vec![
+        CountAssert {
+            status: StatusMatch::Class(2),
+            min: 1,
+            max: 1,
+        },
+        CountAssert {
+            status: StatusMatch::Code(400),
+            min: 15,
+            max: u32::MAX,
+        },
+        CountAssert {
+            status: StatusMatch::Code(500),
+            min: 0,
+            max: 0,
+        },
+    ];
 
     let mut form = RequestTemplate::new("POST", "/settings");
     form.body = Some(Body::Form(vec![
@@ -139,6 +199,10 @@ fn rich() -> Scenario {
         },
         steps: vec![
             Item::Send(read),
+            Item::Send(forged),
+            Item::Send(picked),
+            Item::Wait(std::time::Duration::from_millis(1500)),
+            Item::Send(race),
             Item::Membership(MembershipChange {
                 name: Some("bob joins a".into()),
                 user: "bob".into(),
@@ -220,7 +284,25 @@ fn bad_scenarios_name_the_place_and_what_was_expected() {
         ("not a mapping", "- a\n- b\n".into()),
         ("invalid yaml", "id: x\ntitle: [unclosed\n".into()),
         ("unknown top-level key", format!("{GOOD}{step}stesp: []\n")),
-        ("reserved key", format!("{GOOD}{step}matrix: {{}}\n")),
+        ("matrix at the top level", format!("{GOOD}{step}matrix: {{}}\n")),
+        ("empty matrix variable", format!("{GOOD}  - as: alice@a\n    matrix: {{ at: [] }}\n    request: {{ method: GET, path: /p }}\n")),
+        ("matrix variable named like a placeholder", format!("{GOOD}  - as: alice@a\n    matrix: {{ org: [x] }}\n    request: {{ method: GET, path: /p }}\n")),
+        ("matrix too large", format!("{GOOD}  - as: alice@a\n    matrix: {{ a: [{}], b: [{}] }}\n    request: {{ method: GET, path: /p }}\n", vec!["x"; 20].join(", "), vec!["y"; 20].join(", "))),
+        ("matrix with capture", format!("{GOOD}  - as: alice@a\n    matrix: {{ a: [x] }}\n    request: {{ method: GET, path: /p }}\n    capture: {{ id: $.id }}\n")),
+        ("matrix value for as is no actor", format!("{GOOD}  - as: \"{{{{ who }}}}\"\n    matrix: {{ who: [alice@a, zed@a] }}\n    request: {{ method: GET, path: /p }}\n")),
+        ("filter on a templated matrix value", format!("{GOOD}  - as: alice@a\n    matrix: {{ v: [\"{{{{ org.a.id }}}}\"] }}\n    request: {{ method: GET, path: \"/p/{{{{ v | upper }}}}\" }}\n")),
+        ("unknown place kind", format!("{GOOD}  - as: alice@a\n    request: {{ method: GET, path: /p }}\n    place: {{ \"body:x\": y }}\n")),
+        ("json place without pointer", format!("{GOOD}  - as: alice@a\n    request: {{ method: GET, path: /p }}\n    place: {{ \"json:org\": y }}\n")),
+        ("forge of a non-token check", format!("{GOOD}  - as: alice@a\n    request: {{ method: GET, path: /p }}\n    forge: ISO-001\n")),
+        ("forge as anonymous", format!("{GOOD}  - as: anonymous\n    request: {{ method: GET, path: /p }}\n    forge: TOK-003\n")),
+        ("concurrent out of range", format!("{GOOD}  - as: alice@a\n    request: {{ method: GET, path: /p }}\n    concurrent: 1000\n")),
+        ("count without concurrent", format!("{GOOD}  - as: alice@a\n    request: {{ method: GET, path: /p }}\n    expect: {{ count: {{ 200: 1 }} }}\n")),
+        ("bad count status", format!("{GOOD}  - as: alice@a\n    request: {{ method: GET, path: /p }}\n    concurrent: 4\n    expect: {{ count: {{ 2xy: 1 }} }}\n")),
+        ("count min above max", format!("{GOOD}  - as: alice@a\n    request: {{ method: GET, path: /p }}\n    concurrent: 4\n    expect: {{ count: {{ 429: {{ min: 3, max: 1 }} }} }}\n")),
+        ("capture with two sources", format!("{GOOD}  - as: alice@a\n    request: {{ method: GET, path: /p }}\n    capture: {{ s: {{ json: $.u, header: location }} }}\n")),
+        ("bad wait", format!("{GOOD}{step}  - wait: soon\n")),
+        ("wait too long", format!("{GOOD}{step}  - wait: 600s\n")),
+        ("forge in given.resources", GOOD.replace("steps:\n", "  resources:\n    - as: alice@a\n      request: { method: GET, path: /p }\n      forge: TOK-003\nsteps:\n") + step),
         ("missing steps", GOOD.replace("steps:\n", "")),
         ("no steps", GOOD.to_string()),
         ("bad id", format!("{}{step}", GOOD.replace("id: x", "id: Bad Id"))),
@@ -268,6 +350,56 @@ fn bad_scenarios_name_the_place_and_what_was_expected() {
         table.push_str(&format!("{name}\n  {err}\n"));
     }
     snapshot("scenario_errors", &table);
+}
+
+#[test]
+fn a_matrix_expands_over_every_combination_in_order() {
+    let text = format!(
+        "{}  - name: forged org\n    as: \"{{{{ who }}}}\"\n    matrix:\n      who: [alice@a, bob@b]\n      at: [\"query:org_id\", \"header:X-Org-Id\", \"json:/org/id\", \"cookie:org\"]\n      forged: [\"{{{{ org.a.id }}}}\", \"ab\"]\n    request: {{ method: POST, path: \"/p/{{{{ forged | upper }}}}\" }}\n    place:\n      \"{{{{ at }}}}\": \"{{{{ forged }}}}\"\n    expect: {{ status: [400, 403] }}\n",
+        GOOD.replace("orgs: { a: {} }", "orgs: { a: {}, b: {} }")
+            .replace("users: { alice: { a: org:admin } }", "users: { alice: { a: org:admin }, bob: { b: org:admin } }")
+    );
+    // A filter on a templated value is refused; use plain values there.
+    let text = text.replace("{{ forged | upper }}", "{{ at | upper }}");
+    let s = scenario::parse("matrix.yaml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(s.steps.len(), 2 * 4 * 2);
+    let steps: Vec<&Step> = s
+        .steps
+        .iter()
+        .map(|i| match i {
+            Item::Send(step) => step,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // First variable outermost, last fastest.
+    assert_eq!(steps[0].actor, member("alice", "a"));
+    assert_eq!(steps[8].actor, member("bob", "b"));
+    assert_eq!(
+        steps[0].name.as_deref(),
+        Some("forged org [who=alice@a at=query:org_id forged={{ org.a.id }}]")
+    );
+    assert_eq!(
+        steps[1].name.as_deref(),
+        Some("forged org [who=alice@a at=query:org_id forged=ab]")
+    );
+    assert_eq!(steps[0].request.path, "/p/QUERY:ORG_ID");
+    assert_eq!(
+        steps[0].request.query,
+        vec![("org_id".to_string(), QueryValue::Text("{{ org.a.id }}".into()))]
+    );
+    assert_eq!(
+        steps[3].request.headers,
+        vec![("X-Org-Id".to_string(), "ab".to_string())]
+    );
+    assert_eq!(
+        steps[4].request.body,
+        Some(Body::Json(json!({ "org": { "id": "{{ org.a.id }}" } })))
+    );
+    assert_eq!(
+        steps[6].request.cookies,
+        vec![("org".to_string(), "{{ org.a.id }}".to_string())]
+    );
+    assert!(steps.iter().all(|s| s.expect.status == vec![400, 403]));
 }
 
 #[test]

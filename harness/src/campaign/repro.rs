@@ -9,7 +9,9 @@ use serde_json::Value;
 use super::model::{Action, Cast, Encoding, Position};
 use crate::checks::Check;
 use crate::profile::{Job, Profile};
-use crate::scenario::{Actor, Expect, Given, GivenOrg, GivenUser, Item, MembershipChange, Scenario, Step};
+use crate::scenario::{
+    Actor, Capture, Expect, Given, GivenOrg, GivenUser, Item, MembershipChange, Scenario, Step,
+};
 use crate::template::{self, QueryValue, RequestTemplate};
 
 /// The steps of one sequence.
@@ -175,6 +177,8 @@ impl Repro {
             actor: self.member(user, org),
             request,
             capture: Vec::new(),
+            forge: None,
+            concurrent: None,
             expect: Expect {
                 status: status.to_vec(),
                 ..Expect::default()
@@ -206,9 +210,9 @@ impl Repro {
             .map_or_else(|| "/id".to_string(), |r| r.id_pointer.clone());
         if let Some(step) = self.steps.last_mut() {
             step.capture
-                .push((format!("i{index}"), pointer_to_path(&id_pointer)));
+                .push((format!("i{index}"), Capture::json(&pointer_to_path(&id_pointer))));
             if let Some(path) = canary_path {
-                step.capture.push((format!("c{index}"), path));
+                step.capture.push((format!("c{index}"), Capture::json(&path)));
             }
         }
     }
@@ -217,7 +221,7 @@ impl Repro {
     /// again.
     pub fn recapture(&mut self, item: usize, canary_path: Option<String>) {
         if let (Some(step), Some(path)) = (self.steps.last_mut(), canary_path) {
-            step.capture.push((format!("c{item}"), path));
+            step.capture.push((format!("c{item}"), Capture::json(&path)));
         }
     }
 
@@ -270,7 +274,7 @@ impl Repro {
         self.push(user, org, start, &[200, 201, 202]);
         if let Some(step) = self.steps.last_mut() {
             step.capture
-                .push(("job".into(), pointer_to_path(&job.id_pointer)));
+                .push(("job".into(), Capture::json(&pointer_to_path(&job.id_pointer))));
         }
         let poll = job
             .poll
@@ -373,6 +377,8 @@ impl Repro {
             actor: self.member(user, org),
             request,
             capture: Vec::new(),
+            forge: None,
+            concurrent: None,
             expect: Expect::default(),
         });
     }

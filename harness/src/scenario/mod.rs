@@ -10,7 +10,7 @@ mod write;
 mod yaml;
 
 pub use parse::{load, parse, ScenarioError};
-pub use run::{run, Outcome, RunError, StepOutcome};
+pub use run::{run, run_with, Context, Outcome, RunError, StepOutcome};
 pub use write::to_yaml;
 
 use serde_json::Value;
@@ -50,6 +50,8 @@ pub enum Item {
     Send(Step),
     /// A membership change.
     Membership(MembershipChange),
+    /// A pause (`wait: 6s`), e.g. to outlive a TTL the target declares.
+    Wait(std::time::Duration),
 }
 
 /// A membership change (`membership: {user: bob, org: a, role: org:admin}`,
@@ -119,10 +121,52 @@ pub struct Step {
     /// The request (placeholders: `{{ org.KEY.id }}`, `{{ org.KEY.slug }}`,
     /// `{{ user.KEY.id }}`, `{{ canary }}`, captured names).
     pub request: RequestTemplate,
-    /// Captures: name -> JSON path into the response body.
-    pub capture: Vec<(String, String)>,
+    /// Captures: name -> where in the answer.
+    pub capture: Vec<(String, Capture)>,
+    /// Send it once per attack token of these TOK checks instead of the
+    /// actor's own token (`forge: TOK-003`).
+    pub forge: Option<Forge>,
+    /// Send this many copies at once (`concurrent: 16`): races.
+    pub concurrent: Option<u32>,
     /// Expectations.
     pub expect: Expect,
+}
+
+/// Where a captured value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    /// The value the capture starts from.
+    pub source: CaptureSource,
+    /// Then: this query parameter of the URL that value holds.
+    pub query: Option<String>,
+}
+
+impl Capture {
+    /// A JSON path into the body (`name: $.id`).
+    pub fn json(path: &str) -> Self {
+        Self {
+            source: CaptureSource::Json(path.to_string()),
+            query: None,
+        }
+    }
+}
+
+/// The part of an answer a capture reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureSource {
+    /// A JSON path into the body.
+    Json(String),
+    /// A response header (name as written).
+    Header(String),
+}
+
+/// Token forgery for a step: which TOK checks' attack tokens to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forge {
+    /// Check ids or globs (`TOK-003`, `TOK-00*`).
+    pub checks: Vec<String>,
+    /// Only variants whose description contains this text.
+    pub variant: Option<String>,
 }
 
 /// What must hold of a step's answer.
@@ -140,6 +184,48 @@ pub struct Expect {
     pub body_not_contains: Vec<String>,
     /// Strings the body must contain (templated).
     pub body_contains: Vec<String>,
+    /// Counts across the answers of a concurrent step.
+    pub count: Vec<CountAssert>,
+}
+
+/// `count: {"2xx": 1, 429: {min: 3}}`: how many answers of a concurrent
+/// step have a status (or class).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountAssert {
+    /// The statuses counted.
+    pub status: StatusMatch,
+    /// At least this many.
+    pub min: u32,
+    /// At most this many.
+    pub max: u32,
+}
+
+/// A status or a class of statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusMatch {
+    /// Exactly this code.
+    Code(u16),
+    /// `2xx`: the hundreds digit.
+    Class(u16),
+}
+
+impl StatusMatch {
+    /// Whether `status` is counted.
+    pub fn matches(self, status: u16) -> bool {
+        match self {
+            StatusMatch::Code(c) => status == c,
+            StatusMatch::Class(c) => status / 100 == c,
+        }
+    }
+}
+
+impl std::fmt::Display for StatusMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusMatch::Code(c) => write!(f, "{c}"),
+            StatusMatch::Class(c) => write!(f, "{c}xx"),
+        }
+    }
 }
 
 impl Default for Expect {
@@ -151,6 +237,7 @@ impl Default for Expect {
             no_foreign_data: true,
             body_not_contains: Vec::new(),
             body_contains: Vec::new(),
+            count: Vec::new(),
         }
     }
 }

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 
 use super::yaml::{self, resolve, Kind, Node, Pos, Typed};
 use super::{
-    Actor, Expect, Given, GivenOrg, GivenUser, HeaderAssert, Item, JsonAssert, MembershipChange, Scenario,
-    Step,
+    Actor, Capture, CaptureSource, CountAssert, Expect, Forge, Given, GivenOrg, GivenUser, HeaderAssert,
+    Item, JsonAssert, MembershipChange, Scenario, StatusMatch, Step,
 };
 use crate::checks::Severity;
 use crate::template::{apply_filter, Body, QueryValue, RequestTemplate};
@@ -43,10 +43,6 @@ impl fmt::Display for ScenarioError {
 
 impl std::error::Error for ScenarioError {}
 
-/// Keys kept for the next version of the format (issue 8): refused with a
-/// position rather than silently ignored.
-const NOT_YET: &[&str] = &["matrix", "forge", "concurrent"];
-
 const SCENARIO_KEYS: &[&str] = &[
     "id",
     "title",
@@ -59,7 +55,28 @@ const SCENARIO_KEYS: &[&str] = &[
 ];
 const GIVEN_KEYS: &[&str] = &["orgs", "users", "resources"];
 const ORG_KEYS: &[&str] = &["name"];
-const STEP_KEYS: &[&str] = &["name", "as", "request", "capture", "expect"];
+const STEP_KEYS: &[&str] = &[
+    "name",
+    "as",
+    "matrix",
+    "request",
+    "place",
+    "forge",
+    "concurrent",
+    "capture",
+    "expect",
+];
+/// `given.resources` set the world up: one plain request each.
+const RESOURCE_KEYS: &[&str] = &["name", "as", "request", "place", "capture", "expect"];
+const WAIT_STEP_KEYS: &[&str] = &["name", "wait"];
+const CAPTURE_KEYS: &[&str] = &["json", "header", "query"];
+const FORGE_KEYS: &[&str] = &["checks", "variant"];
+const COUNT_KEYS: &[&str] = &["min", "max"];
+/// Expansions of one `matrix` step, and copies of one `concurrent` step.
+const MAX_EXPANSIONS: usize = 256;
+const MAX_CONCURRENT: u64 = 256;
+/// Longest `wait`.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 const MEMBERSHIP_STEP_KEYS: &[&str] = &["name", "membership"];
 const MEMBERSHIP_KEYS: &[&str] = &["user", "org", "role", "removed"];
 const REQUEST_KEYS: &[&str] = &["method", "path", "query", "headers", "cookies", "json", "form"];
@@ -70,6 +87,7 @@ const EXPECT_KEYS: &[&str] = &[
     "no_foreign_data",
     "body_not_contains",
     "body_contains",
+    "count",
 ];
 const JSON_ASSERT_KEYS: &[&str] = &["equals", "exists", "length"];
 const HEADER_ASSERT_KEYS: &[&str] = &["present", "equals"];
@@ -273,12 +291,6 @@ impl Decoder<'_> {
         for (k, v) in entries {
             let key = yaml::scalar_text(k).unwrap_or_default();
             if !allowed.contains(&key) {
-                if NOT_YET.contains(&key) && (what == "the scenario" || what == "a step") {
-                    return Err(self.err(
-                        k.pos,
-                        format!("`{key}` is not supported yet (issue 8); remove it from {what}"),
-                    ));
-                }
                 return Err(self.err(
                     k.pos,
                     format!(
@@ -479,7 +491,10 @@ impl Decoder<'_> {
         if items.is_empty() {
             return Err(self.err(steps_node.pos, "a scenario needs at least one step in `steps`"));
         }
-        let steps = items.iter().map(|n| self.item(n)).collect::<R<Vec<_>>>()?;
+        let mut steps = Vec::new();
+        for node in items {
+            steps.extend(self.item(node)?);
+        }
         Ok(Scenario {
             id,
             title,
@@ -569,7 +584,7 @@ impl Decoder<'_> {
         let mut resources = Vec::new();
         if let Some(node) = f.get("resources") {
             for item in self.seq(node, "given.resources")? {
-                resources.push(self.step(item)?);
+                resources.push(self.step(item, RESOURCE_KEYS, "a resource of given.resources")?);
             }
         }
         Ok(Given {
@@ -580,16 +595,26 @@ impl Decoder<'_> {
     }
 
     /// An entry of `steps`: a membership change when it has a `membership`
-    /// key, a request otherwise.
-    fn item(&mut self, node: &Node) -> R<Item> {
-        let membership = match &node.kind {
-            Kind::Map(entries) => entries
-                .iter()
-                .any(|(k, _)| yaml::scalar_text(k) == Some("membership")),
+    /// key, a pause when it has `wait`, a request otherwise (several when it
+    /// has a `matrix`).
+    fn item(&mut self, node: &Node) -> R<Vec<Item>> {
+        let has = |key: &str| match &node.kind {
+            Kind::Map(entries) => entries.iter().any(|(k, _)| yaml::scalar_text(k) == Some(key)),
             _ => false,
         };
-        if !membership {
-            return Ok(Item::Send(self.step(node)?));
+        if has("wait") {
+            let f = self.fields(node, "a wait step", WAIT_STEP_KEYS)?;
+            return Ok(vec![Item::Wait(self.duration(self.required(
+                &f,
+                "wait",
+                "a wait step",
+            )?)?)]);
+        }
+        if has("matrix") {
+            return Ok(self.matrix(node)?.into_iter().map(Item::Send).collect());
+        }
+        if !has("membership") {
+            return Ok(vec![Item::Send(self.step(node, STEP_KEYS, "a step")?)]);
         }
         let f = self.fields(node, "a membership step", MEMBERSHIP_STEP_KEYS)?;
         let body = self.required(&f, "membership", "a membership step")?;
@@ -638,26 +663,253 @@ impl Decoder<'_> {
             Some(n) => Some(self.string(n, "a step's `name`")?),
             None => None,
         };
-        Ok(Item::Membership(MembershipChange {
+        Ok(vec![Item::Membership(MembershipChange {
             name,
             user,
             org,
             role,
-        }))
+        })])
     }
 
-    fn step(&mut self, node: &Node) -> R<Step> {
-        let f = self.fields(node, "a step", STEP_KEYS)?;
+    /// `wait: 6s` / `wait: 500ms`.
+    fn duration(&self, node: &Node) -> R<std::time::Duration> {
+        let text = self.string(node, "`wait` (e.g. 6s or 500ms)")?;
+        let parsed = match text.strip_suffix("ms") {
+            Some(ms) => ms
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .map(std::time::Duration::from_millis),
+            None => text
+                .strip_suffix('s')
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .map(std::time::Duration::from_secs),
+        };
+        match parsed {
+            Some(d) if d <= MAX_WAIT && !d.is_zero() => Ok(d),
+            Some(_) => Err(self.err(
+                node.pos,
+                format!("`wait: {text}` is out of range; expected more than 0 and at most 120s"),
+            )),
+            None => Err(self.err(
+                node.pos,
+                format!("`wait: {text}` is not a duration; expected whole seconds or milliseconds, e.g. 6s or 500ms"),
+            )),
+        }
+    }
+
+    /// A step with a `matrix`: one step per combination of the variables'
+    /// values (first variable outermost), each with `{{ NAME }}` replaced
+    /// by the value's text before the step is read.
+    fn matrix(&mut self, node: &Node) -> R<Vec<Step>> {
+        let Kind::Map(entries) = &node.kind else {
+            unreachable!("item() looks for the key in a mapping");
+        };
+        let (matrix_key, matrix_node) = entries
+            .iter()
+            .find(|(k, _)| yaml::scalar_text(k) == Some("matrix"))
+            .map(|(k, v)| (k, v))
+            .expect("item() found the key");
+        let mut vars: Vec<(String, Vec<String>)> = Vec::new();
+        for (k, v) in self.pairs(matrix_node, "`matrix` (name: list of values)")? {
+            let name = self.string(k, "a matrix variable name")?;
+            if !valid_capture(&name)
+                || ["canary", "org", "user", "target"].contains(&name.as_str())
+                || self.captures.contains(&name)
+            {
+                return Err(self.err(
+                    k.pos,
+                    format!(
+                        "matrix variable `{name}` must start with a letter or `_`, hold letters, digits, `_` and `-`, and not be `canary`, `org`, `user`, `target` or a capture"
+                    ),
+                ));
+            }
+            let items = self.seq(v, &format!("matrix variable `{name}` (a list of values)"))?;
+            if items.is_empty() {
+                return Err(self.err(v.pos, format!("matrix variable `{name}` has no values")));
+            }
+            let values = items
+                .iter()
+                .map(|n| self.string(n, &format!("a value of matrix variable `{name}`")))
+                .collect::<R<Vec<_>>>()?;
+            vars.push((name, values));
+        }
+        if vars.is_empty() {
+            return Err(self.err(matrix_node.pos, "`matrix` needs at least one variable"));
+        }
+        let total = vars.iter().try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()));
+        if total.is_none_or(|t| t > MAX_EXPANSIONS) {
+            return Err(self.err(
+                matrix_key.pos,
+                format!("`matrix` expands to more than {MAX_EXPANSIONS} requests; split the step"),
+            ));
+        }
+        if entries
+            .iter()
+            .any(|(k, _)| yaml::scalar_text(k) == Some("capture"))
+        {
+            return Err(self.err(
+                matrix_key.pos,
+                "a `matrix` step cannot `capture` (each expansion would define the same name); capture in a step of its own",
+            ));
+        }
+        let rest = Node {
+            kind: Kind::Map(
+                entries
+                    .iter()
+                    .filter(|(k, _)| yaml::scalar_text(k) != Some("matrix"))
+                    .cloned()
+                    .collect(),
+            ),
+            pos: node.pos,
+        };
+        let mut steps = Vec::new();
+        let mut index = vec![0usize; vars.len()];
+        loop {
+            let bindings: Vec<(&str, &str)> = vars
+                .iter()
+                .zip(&index)
+                .map(|((name, values), &i)| (name.as_str(), values[i].as_str()))
+                .collect();
+            let expanded = self.substitute(&rest, &bindings)?;
+            let mut step = self.step(&expanded, STEP_KEYS, "a step")?;
+            let label: Vec<String> = bindings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let base = step.name.clone().unwrap_or_else(|| {
+                format!(
+                    "{} {} as {}",
+                    step.request.method,
+                    step.request.path,
+                    super::run::actor_label(&step.actor)
+                )
+            });
+            step.name = Some(format!("{base} [{}]", label.join(" ")));
+            steps.push(step);
+            // The next combination, last variable fastest.
+            let mut i = vars.len();
+            loop {
+                if i == 0 {
+                    return Ok(steps);
+                }
+                i -= 1;
+                index[i] += 1;
+                if index[i] < vars[i].1.len() {
+                    break;
+                }
+                index[i] = 0;
+            }
+        }
+    }
+
+    /// `node` with every `{{ NAME }}` of a bound matrix variable replaced
+    /// by its value (filters applied; a value that is itself a template
+    /// takes no filter here: put the filter inside the value).
+    fn substitute(&self, node: &Node, bindings: &[(&str, &str)]) -> R<Node> {
+        let kind = match &node.kind {
+            Kind::Scalar {
+                text,
+                plain,
+                json_tag,
+            } => Kind::Scalar {
+                text: self.substitute_text(node.pos, text, bindings)?,
+                plain: *plain,
+                json_tag: *json_tag,
+            },
+            Kind::Seq(items) => Kind::Seq(
+                items
+                    .iter()
+                    .map(|n| self.substitute(n, bindings))
+                    .collect::<R<_>>()?,
+            ),
+            Kind::Map(entries) => Kind::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((self.substitute(k, bindings)?, self.substitute(v, bindings)?)))
+                    .collect::<R<_>>()?,
+            ),
+        };
+        Ok(Node { kind, pos: node.pos })
+    }
+
+    fn substitute_text(&self, pos: Pos, text: &str, bindings: &[(&str, &str)]) -> R<String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(start) = rest.find("{{") {
+            let after = &rest[start + 2..];
+            let Some(end) = after.find("}}") else {
+                break;
+            };
+            let inner = &after[..end];
+            let mut parts = inner.split('|').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            out.push_str(&rest[..start]);
+            match bindings.iter().find(|(k, _)| *k == name) {
+                Some((_, value)) => {
+                    let filters: Vec<&str> = parts.collect();
+                    if !filters.is_empty() && value.contains("{{") {
+                        return Err(self.err(
+                            pos,
+                            format!(
+                                "`{{{{{inner}}}}}`: the value `{value}` of matrix variable `{name}` is a template; apply the filter inside the value instead"
+                            ),
+                        ));
+                    }
+                    let mut value = value.to_string();
+                    for filter in filters {
+                        value = apply_filter(filter, &value).map_err(|e| self.err(pos, e.to_string()))?;
+                    }
+                    out.push_str(&value);
+                }
+                None => out.push_str(&rest[start..start + 2 + end + 2]),
+            }
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn step(&mut self, node: &Node, keys: &[&str], what: &str) -> R<Step> {
+        let f = self.fields(node, what, keys)?;
         let name = match f.get("name") {
             Some(n) => Some(self.string(n, "a step's `name`")?),
             None => None,
         };
         let actor =
             self.actor(self.required(&f, "as", "a step (who sends it: user@org, user or anonymous)")?)?;
-        let request = self.request(self.required(&f, "request", "a step")?)?;
+        let mut request = self.request(self.required(&f, "request", what)?)?;
+        if let Some(node) = f.get("place") {
+            self.place(node, &mut request)?;
+        }
+        let forge = match f.get("forge") {
+            Some(node) => {
+                if actor == Actor::Anonymous {
+                    return Err(self.err(
+                        node.pos,
+                        "`forge` mutates the actor's own session token; give a member in `as`, not anonymous",
+                    ));
+                }
+                Some(self.forge(node)?)
+            }
+            None => None,
+        };
+        let concurrent = match f.get("concurrent") {
+            Some(node) => {
+                let n = self.uint(node, "`concurrent` (how many copies at once, 2..=256)")?;
+                if !(2..=MAX_CONCURRENT).contains(&n) {
+                    return Err(self.err(
+                        node.pos,
+                        format!("`concurrent: {n}` is out of range; expected 2..=256 copies"),
+                    ));
+                }
+                if forge.is_some() {
+                    return Err(self.err(node.pos, "a step is either `forge` or `concurrent`, not both"));
+                }
+                Some(n as u32)
+            }
+            None => None,
+        };
         let mut capture = Vec::new();
         if let Some(node) = f.get("capture") {
-            for (k, v) in self.pairs(node, "`capture` (name: JSON path)")? {
+            for (k, v) in self.pairs(node, "`capture` (name: JSON path, or {json|header, query})")? {
                 let name = self.string(k, "a capture name")?;
                 if !valid_capture(&name) || ["canary", "org", "user"].contains(&name.as_str()) {
                     return Err(self.err(
@@ -673,13 +925,26 @@ impl Decoder<'_> {
                         format!("capture `{name}` is already defined by an earlier step"),
                     ));
                 }
-                let path = self.json_path(v)?;
+                let source = self.capture(v)?;
                 self.captures.push(name.clone());
-                capture.push((name, path));
+                capture.push((name, source));
             }
         }
         let expect = match f.get("expect") {
-            Some(node) => self.expect(node)?,
+            Some(node) => {
+                let expect = self.expect(node)?;
+                if !expect.count.is_empty() && concurrent.is_none() {
+                    let at = self
+                        .fields(node, "expect", EXPECT_KEYS)?
+                        .get("count")
+                        .map_or(node.pos, |n| n.pos);
+                    return Err(self.err(
+                        at,
+                        "`count` counts the answers of a `concurrent` step; add `concurrent: N` or check `status`",
+                    ));
+                }
+                expect
+            }
             None => Expect::default(),
         };
         Ok(Step {
@@ -687,8 +952,149 @@ impl Decoder<'_> {
             actor,
             request,
             capture,
+            forge,
+            concurrent,
             expect,
         })
+    }
+
+    /// A capture: a JSON path, or `{json: PATH | header: NAME, query: PARAM}`.
+    fn capture(&self, node: &Node) -> R<Capture> {
+        if matches!(node.kind, Kind::Scalar { .. }) {
+            return Ok(Capture::json(&self.json_path(node)?));
+        }
+        let f = self.fields(node, "a capture", CAPTURE_KEYS)?;
+        let source = match (f.get("json"), f.get("header")) {
+            (Some(path), None) => CaptureSource::Json(self.json_path(path)?),
+            (None, Some(name)) => {
+                let name = self.string(name, "a header name")?;
+                if !valid_token(&name) {
+                    return Err(self.err(f.pos, format!("`{name}` is not a valid header name")));
+                }
+                CaptureSource::Header(name)
+            }
+            _ => {
+                return Err(self.err(
+                    f.pos,
+                    "a capture reads exactly one of `json: PATH` and `header: NAME` (then, optionally, `query: PARAM` of the URL found there)",
+                ))
+            }
+        };
+        let query = match f.get("query") {
+            Some(q) => {
+                let q = self.string(q, "`query` (a query parameter name)")?;
+                if q.is_empty() {
+                    return Err(self.err(f.pos, "`query` names no parameter"));
+                }
+                Some(q)
+            }
+            None => None,
+        };
+        Ok(Capture { source, query })
+    }
+
+    /// `forge: TOK-003`, a list of ids and globs, or `{checks, variant}`.
+    fn forge(&self, node: &Node) -> R<Forge> {
+        let (checks_node, variant) = match &node.kind {
+            Kind::Map(_) => {
+                let f = self.fields(node, "`forge`", FORGE_KEYS)?;
+                let variant = match f.get("variant") {
+                    Some(v) => Some(self.string(v, "`variant` (text in the variant's description)")?),
+                    None => None,
+                };
+                (self.required(&f, "checks", "`forge`")?, variant)
+            }
+            _ => (node, None),
+        };
+        let items: Vec<&Node> = match &checks_node.kind {
+            Kind::Seq(items) => items.iter().collect(),
+            _ => vec![checks_node],
+        };
+        let mut checks = Vec::new();
+        for item in items {
+            let selector = self.string(item, "a TOK check id or glob (e.g. TOK-003, TOK-00*)")?;
+            let found = crate::checks::matching(&selector);
+            if found.is_empty() || found.iter().any(|c| c.family != "TOK") {
+                return Err(self.err(
+                    item.pos,
+                    format!(
+                        "`{selector}` names no token check; expected TOK check ids or globs (TOK-001 … TOK-025, TOK-00*); see `tenantry checks list`"
+                    ),
+                ));
+            }
+            checks.push(selector);
+        }
+        if checks.is_empty() {
+            return Err(self.err(checks_node.pos, "`forge` names no checks"));
+        }
+        Ok(Forge { checks, variant })
+    }
+
+    /// `place: {"query:org_id": VALUE, …}`: values put at positions of the
+    /// request (the positions usually come from a matrix).
+    fn place(&self, node: &Node, request: &mut RequestTemplate) -> R<()> {
+        for (k, v) in self.pairs(node, "`place` (position: value)")? {
+            let position = self.string(
+                k,
+                "a position (query:NAME, header:NAME, cookie:NAME, json:/POINTER, form:NAME)",
+            )?;
+            let value = self.template(v, &format!("the value placed at `{position}`"), Scope::Request)?;
+            let bad = |why: &str| {
+                self.err(
+                    k.pos,
+                    format!(
+                        "position `{position}` {why}; expected query:NAME, header:NAME, cookie:NAME, json:/POINTER or form:NAME"
+                    ),
+                )
+            };
+            let Some((kind, name)) = position.split_once(':') else {
+                return Err(bad("has no kind"));
+            };
+            if name.is_empty() {
+                return Err(bad("names nothing"));
+            }
+            match kind {
+                "query" => request.query.push((name.to_string(), QueryValue::Text(value))),
+                "header" | "cookie" => {
+                    if kind == "header" && !valid_token(name) {
+                        return Err(bad("is not a valid header name"));
+                    }
+                    if value.contains(['\r', '\n', '\0']) {
+                        return Err(self.err(
+                            v.pos,
+                            "the value holds a line break or NUL, which HTTP cannot carry",
+                        ));
+                    }
+                    let list = if kind == "header" {
+                        &mut request.headers
+                    } else {
+                        &mut request.cookies
+                    };
+                    list.push((name.to_string(), value));
+                }
+                "json" => {
+                    if !name.starts_with('/') {
+                        return Err(bad("needs a JSON pointer starting with `/`"));
+                    }
+                    match &mut request.body {
+                        None => {
+                            let mut body = Value::Object(Map::new());
+                            crate::audit::set_pointer(&mut body, name, Value::String(value));
+                            request.body = Some(Body::Json(body));
+                        }
+                        Some(Body::Json(body)) => crate::audit::set_pointer(body, name, Value::String(value)),
+                        Some(Body::Form(_)) => return Err(bad("puts JSON into a form body")),
+                    }
+                }
+                "form" => match &mut request.body {
+                    None => request.body = Some(Body::Form(vec![(name.to_string(), value)])),
+                    Some(Body::Form(pairs)) => pairs.push((name.to_string(), value)),
+                    Some(Body::Json(_)) => return Err(bad("puts a form field into a JSON body")),
+                },
+                _ => return Err(bad(&format!("has an unknown kind `{kind}`"))),
+            }
+        }
+        Ok(())
     }
 
     fn actor(&self, node: &Node) -> R<Actor> {
@@ -928,6 +1334,56 @@ impl Decoder<'_> {
         if let Some(node) = f.get("no_foreign_data") {
             expect.no_foreign_data = self.bool(node, "`no_foreign_data`")?;
         }
+        if let Some(node) = f.get("count") {
+            for (k, v) in self.pairs(node, "`count` (status or class: n or {min, max})")? {
+                let key = self.string(k, "a status (200) or class (2xx)")?;
+                let status = match key.strip_suffix("xx") {
+                    Some(d) => d
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|d| (1..=5).contains(d))
+                        .map(StatusMatch::Class),
+                    None => key
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|c| (100..=599).contains(c))
+                        .map(StatusMatch::Code),
+                }
+                .ok_or_else(|| {
+                    self.err(
+                        k.pos,
+                        format!("`{key}` is not a status (100..=599) or a class (1xx … 5xx)"),
+                    )
+                })?;
+                let (min, max) = if matches!(v.kind, Kind::Map(_)) {
+                    let cf = self.fields(v, &format!("the count of `{key}`"), COUNT_KEYS)?;
+                    let bound = |key: &str, default: u64| -> R<u32> {
+                        match cf.get(key) {
+                            Some(n) => Ok(self
+                                .uint(n, &format!("`{key}` (a number of answers)"))?
+                                .min(u64::from(u32::MAX)) as u32),
+                            None => Ok(default as u32),
+                        }
+                    };
+                    if cf.entries.is_empty() {
+                        return Err(self.err(v.pos, "a count range needs `min`, `max` or both"));
+                    }
+                    (bound("min", 0)?, bound("max", u64::from(u32::MAX))?)
+                } else {
+                    let n = self
+                        .uint(v, "a number of answers, or {min, max}")?
+                        .min(u64::from(u32::MAX)) as u32;
+                    (n, n)
+                };
+                if min > max {
+                    return Err(self.err(
+                        v.pos,
+                        format!("the count of `{key}` has min {min} above max {max}"),
+                    ));
+                }
+                expect.count.push(CountAssert { status, min, max });
+            }
+        }
         for (key, out) in [
             ("body_not_contains", &mut expect.body_not_contains),
             ("body_contains", &mut expect.body_contains),
@@ -1083,11 +1539,13 @@ impl Decoder<'_> {
                 }
                 Ok(())
             }
+            ["target", "base_url"] => Ok(()),
+            ["target", "instance", n] if n.parse::<usize>().is_ok() => Ok(()),
             _ if self.captures.iter().any(|c| c == name) => Ok(()),
             _ => Err(self.err(
                 pos,
                 format!(
-                    "unknown placeholder `{shown}`; expected `canary`, `org.KEY.id|slug|name`, `user.KEY.id|email` or a capture of an earlier step (captured so far: {})",
+                    "unknown placeholder `{shown}`; expected `canary`, `org.KEY.id|slug|name`, `user.KEY.id|email`, `target.base_url`, `target.instance.N` or a capture of an earlier step (captured so far: {})",
                     list(&self.captures)
                 ),
             )),

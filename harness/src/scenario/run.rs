@@ -8,13 +8,37 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{Actor, HeaderAssert, Item, JsonAssert, MembershipChange, Scenario, Step};
+use super::{Actor, CaptureSource, Forge, HeaderAssert, Item, JsonAssert, MembershipChange, Scenario, Step};
 use crate::audit::request_text;
-use crate::client::{Client, Reply};
+use crate::client::{Client, Reply, Request};
 use crate::oracle::{CanarySource, NeedleKind, Oracle};
+use crate::profile::Profile;
 use crate::session::{SessionError, Sessions};
 use crate::template::{self, RenderError};
+use crate::tokens::catalogue::{self, Material};
+use crate::tokens::listener::KeyUrlListener;
+use crate::tokens::{AttackerKeys, Case, Delivery, Judge, RsaKey};
 use crate::world::{OrgSpec, UserSpec, World, WorldSpec};
+
+/// What a run knows of the target beyond its client and sessions.
+#[derive(Default)]
+pub struct Context {
+    /// The target's profile: `{{ target.* }}` placeholders, and where
+    /// `forge` steps find the JWKS.
+    pub profile: Option<Profile>,
+    /// The target's signing key, when the harness holds it: `forge` steps
+    /// then also send re-signed cases (expired, no `sid`, foreign `azp`, …).
+    pub signing_key: Option<RsaKey>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("profile", &self.profile.as_ref().map(|p| &p.name))
+            .field("signing_key", &self.signing_key.as_ref().map(|_| "[held]"))
+            .finish()
+    }
+}
 
 /// Why a scenario could not be run at all (as opposed to failing).
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +96,17 @@ pub async fn run(
     client: &Client,
     seed: u64,
 ) -> Result<Outcome, RunError> {
+    run_with(scenario, sessions, client, seed, &Context::default()).await
+}
+
+/// [`run`] with what else the harness knows of the target.
+pub async fn run_with(
+    scenario: &Scenario,
+    sessions: &mut Sessions,
+    client: &Client,
+    seed: u64,
+    context: &Context,
+) -> Result<Outcome, RunError> {
     let mut canaries = CanarySource::new(seed ^ 0x7363_656e_6172_696f);
     let tag = canaries.canary()[4..12].to_string();
     let world = sessions
@@ -93,6 +128,8 @@ pub async fn run(
         canaries,
         captures: HashMap::new(),
         tokens: HashMap::new(),
+        context,
+        forgery: None,
     };
     let mut steps = Vec::new();
     for (i, step) in scenario.given.resources.iter().enumerate() {
@@ -103,6 +140,15 @@ pub async fn run(
         steps.push(match item {
             Item::Send(step) => runner.send(label, step).await,
             Item::Membership(change) => runner.membership(label, change).await,
+            Item::Wait(duration) => {
+                tokio::time::sleep(*duration).await;
+                StepOutcome {
+                    label,
+                    title: format!("wait {} ms", duration.as_millis()),
+                    failures: Vec::new(),
+                    transcript: None,
+                }
+            }
         });
     }
     Ok(Outcome {
@@ -149,6 +195,17 @@ struct Runner<'a> {
     captures: HashMap<String, String>,
     /// Tokens by (user, org), dropped when the user's memberships change.
     tokens: HashMap<(String, Option<String>), String>,
+    context: &'a Context,
+    /// What `forge` steps build attack tokens from (made on first use).
+    forgery: Option<Forgery>,
+}
+
+/// The attacker's side of `forge` steps: the target's JWKS, the attacker's
+/// keys, and the listener that sees jku/x5u fetches.
+struct Forgery {
+    jwks: Value,
+    attacker: AttackerKeys,
+    listener: Option<KeyUrlListener>,
 }
 
 /// The org (or, for a personal account, the user) whose data a step may see.
@@ -160,7 +217,7 @@ fn owner_of(world: &World, actor: &Actor) -> String {
     }
 }
 
-fn actor_label(actor: &Actor) -> String {
+pub(super) fn actor_label(actor: &Actor) -> String {
     match actor {
         Actor::Anonymous => "anonymous".into(),
         Actor::Member { user, org: Some(org) } => format!("{user}@{org}"),
@@ -186,6 +243,16 @@ impl Runner<'_> {
             ["org", key, "name"] => self.world.org(key).map(|o| o.name.clone()),
             ["user", key, "id"] => self.world.user(key).map(|u| u.id.clone()),
             ["user", key, "email"] => self.world.user(key).map(|u| u.email.clone()),
+            ["target", "base_url"] => Some(self.client.base().to_string()),
+            ["target", "instance", n] => {
+                let n: usize = n.parse().ok()?;
+                let profile = self.context.profile.as_ref();
+                match profile.and_then(|p| p.rate_limit.as_ref()) {
+                    Some(limits) => limits.base_urls.get(n).cloned(),
+                    None if n == 0 => Some(self.client.base().to_string()),
+                    None => None,
+                }
+            }
             _ => self.captures.get(name).cloned(),
         }
     }
@@ -279,17 +346,214 @@ impl Runner<'_> {
                 return outcome;
             }
         };
+        if let (Some(forge), Some(token)) = (&step.forge, &token) {
+            self.send_forged(step, forge, token, &owner, request, &mut outcome)
+                .await;
+            return outcome;
+        }
         let request = match &token {
             Some(token) => self.sessions.placement().apply(request, token),
             None => request,
         };
         let sent = request_text(&request);
-        let reply = self.client.send_patiently(request).await;
-        outcome.transcript = Some(reply.transcript.clone());
-        // Captures first: the step's own expectations may use them.
-        self.capture(step, &owner, &reply, &mut outcome.failures);
-        self.check(step, &owner, &sent, &reply, &mut outcome.failures);
+        let copies = step.concurrent.unwrap_or(1) as usize;
+        let replies: Vec<Reply> = if copies > 1 {
+            futures::future::join_all((0..copies).map(|_| self.client.send(request.clone()))).await
+        } else {
+            vec![self.client.send_patiently(request).await]
+        };
+        // Captures first (from the first success, else the first answer):
+        // the step's own expectations may use them.
+        let first = replies
+            .iter()
+            .find(|r| (200..300).contains(&r.status))
+            .unwrap_or(&replies[0]);
+        outcome.transcript = Some(first.transcript.clone());
+        self.capture(step, &owner, first, &mut outcome.failures);
+        for (i, reply) in replies.iter().enumerate() {
+            let mut failures = Vec::new();
+            self.check(step, &owner, &sent, reply, &mut failures);
+            if copies > 1 && !failures.is_empty() && outcome.failures.is_empty() {
+                outcome.transcript = Some(reply.transcript.clone());
+            }
+            outcome.failures.extend(failures.into_iter().map(|f| {
+                if copies > 1 {
+                    format!("copy {} of {copies}: {f}", i + 1)
+                } else {
+                    f
+                }
+            }));
+        }
+        for count in &step.expect.count {
+            let n = replies.iter().filter(|r| count.status.matches(r.status)).count() as u32;
+            if n < count.min || n > count.max {
+                let wanted = if count.min == count.max {
+                    format!("{}", count.min)
+                } else if count.max == u32::MAX {
+                    format!("at least {}", count.min)
+                } else {
+                    format!("{}..={}", count.min, count.max)
+                };
+                let mut seen: Vec<(u16, usize)> = Vec::new();
+                for r in &replies {
+                    match seen.iter_mut().find(|(s, _)| *s == r.status) {
+                        Some((_, n)) => *n += 1,
+                        None => seen.push((r.status, 1)),
+                    }
+                }
+                seen.sort();
+                let seen: Vec<String> = seen.iter().map(|(s, n)| format!("{n}× {s}")).collect();
+                outcome.failures.push(format!(
+                    "{n} of {copies} answers are {}, expected {wanted} (answers: {})",
+                    count.status,
+                    seen.join(", ")
+                ));
+            }
+        }
         outcome
+    }
+
+    /// A `forge` step: the request once per attack token built from the
+    /// actor's own token; each answer must meet the expectations.
+    async fn send_forged(
+        &mut self,
+        step: &Step,
+        forge: &Forge,
+        token: &str,
+        owner: &str,
+        request: Request,
+        outcome: &mut StepOutcome,
+    ) {
+        let cases = match self.forged_cases(step, forge, token).await {
+            Ok(cases) if cases.is_empty() => {
+                outcome.failures.push(format!(
+                    "`forge: {}`{} built no attack token (cases that need the target's signing key are built only when the harness holds it)",
+                    forge.checks.join(", "),
+                    forge.variant.as_ref().map(|v| format!(" (variant `{v}`)")).unwrap_or_default()
+                ));
+                return;
+            }
+            Ok(cases) => cases,
+            Err(e) => {
+                outcome.failures.push(format!("cannot forge tokens: {e}"));
+                return;
+            }
+        };
+        let mut any_transcript = None;
+        for case in &cases {
+            for t in case.tokens() {
+                self.client.register_secret(t);
+            }
+            let request = match &case.delivery {
+                Delivery::Token(t) => self.sessions.placement().apply(request.clone(), t),
+                Delivery::Headers(headers) => headers
+                    .iter()
+                    .fold(request.clone(), |r, (k, v)| r.header(k, v.clone())),
+            };
+            let sent = request_text(&request);
+            let reply = self.client.send_patiently(request).await;
+            let mut failures = Vec::new();
+            match case.judge {
+                Judge::MustRefuse => self.check(step, owner, &sent, &reply, &mut failures),
+                // Type fuzz over validly signed claims may be accepted; it
+                // must never crash the server.
+                Judge::NoServerError if reply.status >= 500 || reply.status == 0 => failures.push(format!(
+                    "status {} (a token must never crash the server)",
+                    reply.status
+                )),
+                Judge::NoServerError => {}
+            }
+            if !failures.is_empty() && outcome.transcript.is_none() {
+                outcome.transcript = Some(reply.transcript.clone());
+            }
+            any_transcript.get_or_insert(reply.transcript);
+            outcome.failures.extend(
+                failures
+                    .into_iter()
+                    .map(|f| format!("{} ({}): {f}", case.check, case.variant)),
+            );
+        }
+        if let Some(hits) = self
+            .forgery
+            .as_ref()
+            .and_then(|f| f.listener.as_ref())
+            .map(|l| l.hits())
+        {
+            if !hits.is_empty() {
+                outcome.failures.push(format!(
+                    "the target fetched the attacker's key URL(s): {}",
+                    hits.join(", ")
+                ));
+            }
+        }
+        if outcome.transcript.is_none() {
+            outcome.transcript = any_transcript;
+        }
+        outcome.title = format!("{} ({} forged tokens)", outcome.title, cases.len());
+    }
+
+    /// The attack tokens of `forge`'s checks for `token`.
+    async fn forged_cases(&mut self, step: &Step, forge: &Forge, token: &str) -> Result<Vec<Case>, String> {
+        if self.forgery.is_none() {
+            let profile = self
+                .context
+                .profile
+                .as_ref()
+                .ok_or("the run was not given the target's profile (needed to find its JWKS)")?;
+            let jwks = crate::tokens::jwks(profile, self.client, self.sessions)
+                .await
+                .map_err(|e| e.to_string())?;
+            let attacker = tokio::task::spawn_blocking(AttackerKeys::generate)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            let kid = crate::tokens::jwt::Jwt::parse(token)
+                .map_err(|e| format!("the actor's session token: {e}"))?
+                .kid()
+                .unwrap_or_default()
+                .to_string();
+            let listener = KeyUrlListener::start(attacker.jwks_as(&kid), attacker.certificate_pem())
+                .await
+                .ok();
+            self.forgery = Some(Forgery {
+                jwks,
+                attacker,
+                listener,
+            });
+        }
+        let forgery = self.forgery.as_ref().expect("made above");
+        // TOK-023 moves the token to another org of the world.
+        let own = match &step.actor {
+            Actor::Member { org: Some(org), .. } => Some(org.as_str()),
+            _ => None,
+        };
+        let foreign = self
+            .world
+            .orgs
+            .iter()
+            .find(|o| Some(o.key.as_str()) != own)
+            .map(|o| (o.id.as_str(), o.slug.as_str()));
+        let material = Material {
+            token,
+            jwks: &forgery.jwks,
+            attacker: &forgery.attacker,
+            signing_key: self.context.signing_key.as_ref(),
+            key_urls: forgery.listener.as_ref(),
+            foreign_org: foreign,
+            now: crate::tokens::now_secs(),
+        };
+        let mut cases = catalogue::build(&material).map_err(|e| e.to_string())?;
+        cases.retain(|case| {
+            forge.checks.iter().any(|selector| {
+                crate::checks::matching(selector)
+                    .iter()
+                    .any(|c| c.id == case.check)
+            }) && forge
+                .variant
+                .as_ref()
+                .is_none_or(|v| case.variant.contains(v.as_str()))
+        });
+        Ok(cases)
     }
 
     fn check(&mut self, step: &Step, owner: &str, sent: &str, reply: &Reply, failures: &mut Vec<String>) {
@@ -422,19 +686,38 @@ impl Runner<'_> {
             return;
         }
         let json = reply.json();
-        for (name, path) in &step.capture {
-            let node = serde_json_path::JsonPath::parse(path)
-                .ok()
-                .and_then(|p| p.query(&json).first().cloned());
-            let value = match node {
-                Some(Value::String(s)) => s,
-                Some(Value::Null) | None => {
-                    failures.push(format!("capture `{name}`: `{path}` selects nothing"));
-                    continue;
-                }
-                Some(other) => other.to_string(),
+        for (name, capture) in &step.capture {
+            let found = match &capture.source {
+                CaptureSource::Json(path) => serde_json_path::JsonPath::parse(path)
+                    .ok()
+                    .and_then(|p| p.query(&json).first().cloned())
+                    .and_then(|node| match node {
+                        Value::String(s) => Some(s),
+                        Value::Null => None,
+                        other => Some(other.to_string()),
+                    }),
+                CaptureSource::Header(header) => reply.header(header).map(String::from),
             };
-            if (200..300).contains(&reply.status) && matches!(step.actor, Actor::Member { .. }) {
+            let where_ = match &capture.source {
+                CaptureSource::Json(path) => format!("`{path}`"),
+                CaptureSource::Header(header) => format!("header `{header}`"),
+            };
+            let Some(mut value) = found else {
+                failures.push(format!("capture `{name}`: {where_} selects nothing"));
+                continue;
+            };
+            if let Some(param) = &capture.query {
+                match query_param(&value, param) {
+                    Some(v) => value = v,
+                    None => {
+                        failures.push(format!(
+                            "capture `{name}`: the URL in {where_} has no query parameter `{param}`"
+                        ));
+                        continue;
+                    }
+                }
+            }
+            if (200..400).contains(&reply.status) && matches!(step.actor, Actor::Member { .. }) {
                 let _ = self
                     .oracle
                     .register(&value, owner, NeedleKind::Id, &format!("captured as {name}"));
@@ -442,4 +725,38 @@ impl Runner<'_> {
             self.captures.insert(name.clone(), value);
         }
     }
+}
+
+/// The first value of query parameter `name` in `url` (percent-decoded).
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or_default();
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode_component(k) == name).then(|| decode_component(v))
+    })
+}
+
+/// A form-encoded component: `+` is a space, `%XX` a byte.
+fn decode_component(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() && text.is_char_boundary(i + 3) => {
+                match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

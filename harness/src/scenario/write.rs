@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::{Actor, Expect, HeaderAssert, Item, JsonAssert, Scenario, Step};
+use super::{Actor, CaptureSource, Expect, HeaderAssert, Item, JsonAssert, Scenario, Step};
 use crate::template::{Body, QueryValue, RequestTemplate};
 
 /// `scenario` as a scenario file.
@@ -74,6 +74,7 @@ pub fn to_yaml(scenario: &Scenario) -> String {
     for item in &scenario.steps {
         match item {
             Item::Send(step) => write_step(&mut out, 1, step),
+            Item::Wait(d) => line(&mut out, 1, &format!("- wait: {}ms", d.as_millis())),
             Item::Membership(m) => {
                 let change = match &m.role {
                     Some(role) => format!("role: {}", scalar(role)),
@@ -123,10 +124,34 @@ fn write_step(out: &mut String, level: usize, step: &Step) {
     }
     line(out, inner, "request:");
     write_request(out, inner + 1, &step.request);
+    if let Some(forge) = &step.forge {
+        let checks = flow_strings(&forge.checks);
+        match &forge.variant {
+            Some(v) => line(
+                out,
+                inner,
+                &format!("forge: {{checks: {checks}, variant: {}}}", scalar(v)),
+            ),
+            None => line(out, inner, &format!("forge: {checks}")),
+        }
+    }
+    if let Some(n) = step.concurrent {
+        line(out, inner, &format!("concurrent: {n}"));
+    }
     if !step.capture.is_empty() {
         line(out, inner, "capture:");
-        for (name, path) in &step.capture {
-            line(out, inner + 1, &format!("{}: {}", scalar(name), scalar(path)));
+        for (name, capture) in &step.capture {
+            let source = match &capture.source {
+                CaptureSource::Json(path) if capture.query.is_none() => scalar(path),
+                CaptureSource::Json(path) => format!("{{json: {}", scalar(path)),
+                CaptureSource::Header(header) => format!("{{header: {}", scalar(header)),
+            };
+            let source = match (&capture.source, &capture.query) {
+                (CaptureSource::Json(_), None) => source,
+                (_, Some(q)) => format!("{source}, query: {}}}", scalar(q)),
+                (_, None) => format!("{source}}}"),
+            };
+            line(out, inner + 1, &format!("{}: {source}", scalar(name)));
         }
     }
     if step.expect != Expect::default() {
@@ -211,6 +236,17 @@ fn write_expect(out: &mut String, level: usize, expect: &Expect) {
     }
     if !expect.no_foreign_data {
         line(out, level, "no_foreign_data: false");
+    }
+    if !expect.count.is_empty() {
+        line(out, level, "count:");
+        for c in &expect.count {
+            let bound = if c.min == c.max {
+                c.min.to_string()
+            } else {
+                format!("{{min: {}, max: {}}}", c.min, c.max)
+            };
+            line(out, level + 1, &format!("\"{}\": {bound}", c.status));
+        }
     }
     for (key, items) in [
         ("body_not_contains", &expect.body_not_contains),

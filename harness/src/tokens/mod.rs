@@ -24,6 +24,7 @@ pub mod jwt;
 pub mod keys;
 pub mod listener;
 mod runner;
+pub(crate) use runner::{jwks, now_secs};
 
 pub use catalogue::{Case, Delivery, Judge};
 pub use keys::{AttackerKeys, RsaKey};

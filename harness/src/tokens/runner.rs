@@ -130,7 +130,7 @@ pub struct SuiteReport {
     pub fetched: Vec<String>,
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -342,7 +342,11 @@ fn render(
     })?)
 }
 
-async fn jwks(profile: &Profile, client: &Client, sessions: &Sessions) -> Result<Value, AuditError> {
+pub(crate) async fn jwks(
+    profile: &Profile,
+    client: &Client,
+    sessions: &Sessions,
+) -> Result<Value, AuditError> {
     let mut urls = Vec::new();
     urls.extend(sessions.jwks_url());
     urls.push("/.well-known/jwks.json".to_string());
