@@ -359,6 +359,9 @@ impl Runner<'_> {
         let copies = step.concurrent.unwrap_or(1) as usize;
         let replies: Vec<Reply> = if copies > 1 {
             futures::future::join_all((0..copies).map(|_| self.client.send(request.clone()))).await
+        } else if step.expect.status.contains(&429) {
+            // The step means to see the refusal: no waiting it out.
+            vec![self.client.send(request).await]
         } else {
             vec![self.client.send_patiently(request).await]
         };
@@ -489,7 +492,12 @@ impl Runner<'_> {
         if outcome.transcript.is_none() {
             outcome.transcript = any_transcript;
         }
-        outcome.title = format!("{} ({} forged tokens)", outcome.title, cases.len());
+        outcome.title = format!(
+            "{} ({} forged token{})",
+            outcome.title,
+            cases.len(),
+            if cases.len() == 1 { "" } else { "s" }
+        );
     }
 
     /// The attack tokens of `forge`'s checks for `token`.
