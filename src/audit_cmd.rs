@@ -2,7 +2,7 @@
 //! reference stack started for you.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,6 +14,9 @@ use tenantry_harness::dbaudit::{self, DbAuditConfig};
 use tenantry_harness::limits;
 use tenantry_harness::oauth_suite;
 use tenantry_harness::profile::{DatabaseSpec, Profile};
+use tenantry_harness::report::baseline::Baseline;
+use tenantry_harness::report::waivers::{self, Date, Waivers};
+use tenantry_harness::report::{self, gate, summary, Format, RunReport};
 use tenantry_harness::scenario;
 use tenantry_harness::signin;
 use tenantry_harness::tokens;
@@ -31,9 +34,6 @@ pub struct AuditArgs {
     /// Only checks of at least this severity (info, low, medium, high, critical).
     #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
     min_severity: Option<Severity>,
-    /// Exit 1 only for findings of at least this severity (default: any finding).
-    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
-    fail_on: Option<Severity>,
     /// Seed for every name and canary the harness chooses (printed on every run;
     /// pass it back to repeat a run).
     #[arg(long, value_name = "N")]
@@ -48,9 +48,124 @@ pub struct AuditArgs {
     /// Campaign: write each finding's shrunk reproduction (a scenario file) here.
     #[arg(long, value_name = "DIR", default_value = "tenantry-repro")]
     repro_dir: PathBuf,
-    /// Write the JSON report here (`-` for standard output).
+    /// Write the JSON report (schema tenantry.audit/1) here (`-` for standard output).
     #[arg(long, value_name = "FILE")]
     json: Option<String>,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+/// The report and gate options `audit` and `run` share.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Exit 1 only for findings of at least this severity (info, low, medium, high,
+    /// critical; default: any finding).
+    #[arg(long, value_name = "SEVERITY", value_parser = parse_severity)]
+    fail_on: Option<Severity>,
+    /// Write reports in these formats, comma-separated: json, junit, sarif, html,
+    /// markdown (into --out).
+    #[arg(long, value_name = "FORMATS", value_parser = parse_formats)]
+    report: Option<Formats>,
+    /// The folder reports are written to (created if needed).
+    #[arg(long, value_name = "DIR", default_value = "tenantry-reports")]
+    out: PathBuf,
+    /// Waiver file (TOML: check-id globs or scenario ids, each with a reason and an
+    /// optional expiry date). Default: tenantry.waivers.toml in the working directory,
+    /// if there is one.
+    #[arg(long, value_name = "FILE")]
+    waivers: Option<PathBuf>,
+    /// A previous JSON report (--report json, schema tenantry.report/1): only
+    /// findings whose fingerprint is not in it fail.
+    #[arg(long, value_name = "REPORT_JSON")]
+    baseline: Option<PathBuf>,
+}
+
+/// `--report`'s formats.
+#[derive(Debug, Clone)]
+pub struct Formats(Vec<Format>);
+
+fn parse_formats(s: &str) -> Result<Formats, String> {
+    Format::parse_list(s).map(Formats).map_err(|e| e.to_string())
+}
+
+/// Waivers and baseline, read (and checked) before anything runs.
+pub struct Gate {
+    waivers: Option<Waivers>,
+    baseline: Option<Baseline>,
+}
+
+impl ReportArgs {
+    /// Reads the waiver file and the baseline: a bad one is an error (exit 2)
+    /// before anything is sent.
+    pub fn prepare(&self) -> anyhow::Result<Gate> {
+        let waivers = match &self.waivers {
+            Some(path) => Some(Waivers::load(path)?),
+            None if Path::new(waivers::DEFAULT_FILE).is_file() => {
+                Some(Waivers::load(Path::new(waivers::DEFAULT_FILE))?)
+            }
+            None => None,
+        };
+        if let Some(w) = &waivers {
+            eprintln!("waivers: {} from {}", w.waivers.len(), w.file);
+        }
+        let baseline = self.baseline.as_deref().map(Baseline::load).transpose()?;
+        Ok(Gate { waivers, baseline })
+    }
+
+    /// Applies waivers and baseline to `report`, prints the summary (to
+    /// `out`) and the gate's verdict, writes the reports asked for, and
+    /// returns the exit code. `unit` names what the report's requests count;
+    /// `tail` ends the summary's last line.
+    pub fn finish(
+        &self,
+        gate: &Gate,
+        mut report: RunReport,
+        unit: &str,
+        tail: &str,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<u8> {
+        let mut expired = Vec::new();
+        if let Some(waivers) = &gate.waivers {
+            let applied = waivers.apply(&mut report, Date::today());
+            for w in &applied.unused {
+                writeln!(
+                    out,
+                    "note: waiver `{}` ({}) matched no failed {}",
+                    w.checks,
+                    w.origin,
+                    if report.kind == report::Kind::Audit {
+                        "check"
+                    } else {
+                        "scenario"
+                    }
+                )?;
+            }
+            expired = applied.expired;
+        }
+        let known = gate.baseline.as_ref().map(|b| b.apply(&mut report));
+        write!(out, "{}", summary::render(&report, unit, tail))?;
+        if let (Some(known), Some(baseline)) = (known, &gate.baseline) {
+            let total = report.findings().count();
+            writeln!(
+                out,
+                "baseline {}: {known} of {total} findings known, {} new",
+                baseline.file,
+                total - known
+            )?;
+        }
+        let verdict = gate::decide(&report, self.fail_on.unwrap_or(Severity::Info), &expired);
+        for line in verdict.lines() {
+            writeln!(out, "{line}")?;
+        }
+        if let Some(Formats(formats)) = &self.report {
+            let written = report::write_all(&report, formats, &self.out)
+                .with_context(|| format!("writing the reports to {}", self.out.display()))?;
+            for path in written {
+                writeln!(out, "report written: {}", path.display())?;
+            }
+        }
+        Ok(verdict.exit_code())
+    }
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -61,6 +176,7 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 /// The exit code: 0 clean, 1 findings.
 pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
     let selection = Selection::parse(args.checks.as_deref().unwrap_or(""), args.min_severity)?;
+    let gate = args.report.prepare()?;
     let (profile, stack) = args.target.open().await?;
     let seed = args.seed.unwrap_or_else(audit::random_seed);
     eprintln!(
@@ -194,11 +310,28 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
     }
     let report = outcome?;
     let tail = format!("seed {}", report.seed);
-    emit(&report, args.json.as_deref(), "requests", &tail)?;
-    let threshold = args.fail_on.unwrap_or(Severity::Info);
-    Ok(u8::from(
-        report.findings.iter().any(|f| f.check.severity >= threshold),
-    ))
+    let run_report = RunReport::from_audit(&report, &profile.base_url);
+    let code = if args.json.as_deref() == Some("-") {
+        args.report.finish(
+            &gate,
+            run_report,
+            "requests",
+            &tail,
+            &mut std::io::stderr().lock(),
+        )?
+    } else {
+        args.report.finish(
+            &gate,
+            run_report,
+            "requests",
+            &tail,
+            &mut std::io::stdout().lock(),
+        )?
+    };
+    if let Some(path) = args.json.as_deref() {
+        write_json(&report, path)?;
+    }
+    Ok(code)
 }
 
 /// The campaign as a report pass: each finding's reproduction is written to
@@ -337,59 +470,25 @@ impl ProgressOutput {
 /// and the JSON report (`-`: standard output). `unit` names what
 /// `report.requests` counts; `tail` ends the last line.
 pub fn emit(report: &Report, json: Option<&str>, unit: &str, tail: &str) -> anyhow::Result<()> {
+    let summary = summary::render(&RunReport::from_audit(report, ""), unit, tail);
     if json == Some("-") {
-        print_summary(report, unit, tail, &mut std::io::stderr().lock())?;
+        eprint!("{summary}");
     } else {
-        print_summary(report, unit, tail, &mut std::io::stdout().lock())?;
+        print!("{summary}");
     }
     if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&report.to_json())?;
-        if path == "-" {
-            println!("{text}");
-        } else {
-            std::fs::write(path, text).with_context(|| format!("writing {path}"))?;
-        }
+        write_json(report, path)?;
     }
     Ok(())
 }
 
-fn print_summary(report: &Report, unit: &str, tail: &str, out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(out, "{:<8} {:>6} {:>9}", "FAMILY", "CHECKS", "FINDINGS")?;
-    let mut families: Vec<&str> = tenantry_harness::checks::CHECKS
-        .iter()
-        .map(|c| c.family)
-        .collect();
-    families.dedup();
-    for family in families {
-        let run = report
-            .checks_run
-            .iter()
-            .filter(|id| id.split('-').next() == Some(family))
-            .count();
-        let found = report
-            .findings
-            .iter()
-            .filter(|f| f.check.family == family)
-            .count();
-        if run > 0 {
-            writeln!(out, "{family:<8} {run:>6} {found:>9}")?;
-        }
+/// The `tenantry.audit/1` JSON report (`-`: standard output).
+fn write_json(report: &Report, path: &str) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(&report.to_json())?;
+    if path == "-" {
+        println!("{text}");
+    } else {
+        std::fs::write(path, text).with_context(|| format!("writing {path}"))?;
     }
-    for f in &report.findings {
-        writeln!(
-            out,
-            "FINDING {} [{}] {}: {}",
-            f.check.id, f.check.severity, f.check.title, f.message
-        )?;
-    }
-    let secs = report.elapsed.as_secs_f64();
-    writeln!(
-        out,
-        "{} checks, {} findings, {} {unit} in {:.1} s ({:.0} {unit}/s); {tail}",
-        report.checks_run.len(),
-        report.findings.len(),
-        report.requests,
-        secs,
-        report.requests as f64 / secs.max(1e-9),
-    )
+    Ok(())
 }

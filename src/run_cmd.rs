@@ -3,13 +3,15 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tenantry_harness::audit;
 use tenantry_harness::client::Client;
+use tenantry_harness::report::{Meta, RunReport};
 use tenantry_harness::scenario::{self, Outcome, Scenario};
 
+use crate::audit_cmd::ReportArgs;
 use crate::target::TargetArgs;
 
 #[derive(Debug, clap::Args)]
@@ -22,6 +24,8 @@ pub struct RunArgs {
     /// Seed for the names and canaries the harness chooses (printed on every run).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    #[command(flatten)]
+    report: ReportArgs,
 }
 
 /// Every scenario file under `paths`, sorted within each folder.
@@ -57,9 +61,11 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The exit code: 0 every scenario passed, 1 some failed (errors: 2).
+/// The exit code: 0 no failed scenario at or above --fail-on (after waivers
+/// and baseline), 1 some failed (errors: 2).
 pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     // Every file is read and checked before anything is sent.
+    let gate = args.report.prepare()?;
     let files = collect(&args.paths)?;
     let mut scenarios: Vec<Scenario> = Vec::new();
     let mut errors = Vec::new();
@@ -92,6 +98,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         profile.base_url
     );
     let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
+    let started = Instant::now();
     let outcome = async {
         let mut sessions = audit::sessions_for(&profile, &client).await?;
         let mut outcomes = Vec::new();
@@ -109,13 +116,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
         stack.stop().await;
     }
     let outcomes = outcome?;
-    let failed = outcomes.iter().filter(|o| !o.passed()).count();
-    println!(
-        "{} scenarios: {} passed, {failed} failed; seed {seed}",
-        outcomes.len(),
-        outcomes.len() - failed
-    );
-    Ok(u8::from(failed > 0))
+    let meta = Meta {
+        target: profile.name.clone(),
+        base_url: profile.base_url.clone(),
+        seed,
+        elapsed: started.elapsed(),
+        requests: client.requests_sent(),
+    };
+    let mut report = RunReport::from_scenarios(&meta, &scenarios, &outcomes);
+    report.set_reproductions(&files);
+    args.report.finish(
+        &gate,
+        report,
+        "requests",
+        &format!("seed {seed}"),
+        &mut std::io::stdout().lock(),
+    )
 }
 
 fn print_outcome(s: &Scenario, outcome: &Outcome, out: &mut impl Write) -> std::io::Result<()> {

@@ -18,6 +18,7 @@ pub mod oauth_suite;
 pub mod oracle;
 pub mod profile;
 pub mod provision;
+pub mod report;
 pub mod scenario;
 pub mod services;
 pub mod session;
