@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use tenantry_harness::profile::Profile;
+use tenantry_reference::config::Isolation;
 
 use crate::reference_stack::{self, Stack, ORIGIN};
 
@@ -27,6 +28,15 @@ pub struct TargetArgs {
     /// With a URL --target: the origin to request session tokens as (their azp).
     #[arg(long, value_name = "ORIGIN")]
     origin: Option<String>,
+    /// The isolation layers the reference stack relies on (its database.isolation):
+    /// both (default), app-filter-only (row-level security off) or rls-only (no org
+    /// filter in the app's statements). Reference stack only.
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_parser = clap::builder::PossibleValuesParser::new(["both", "app-filter-only", "rls-only"])
+    )]
+    reference_isolation: Option<String>,
     /// Inject a named flaw into the reference stack (repeatable; reference stack only).
     #[cfg(feature = "inject")]
     #[arg(long = "inject", value_name = "NAME")]
@@ -46,10 +56,20 @@ impl TargetArgs {
                 if !flaws.is_empty() {
                     anyhow::bail!("--inject applies to the reference stack only; drop --target");
                 }
+                if self.reference_isolation.is_some() {
+                    anyhow::bail!(
+                        "--reference-isolation applies to the reference stack started for the run only; \
+                         drop --target (a running reference server takes database.isolation from its config)"
+                    );
+                }
                 Ok((self.profile(target)?, None))
             }
             None => {
-                let stack = reference_stack::start(&flaws).await?;
+                let isolation = match &self.reference_isolation {
+                    Some(mode) => mode.parse::<Isolation>().map_err(anyhow::Error::msg)?,
+                    None => Isolation::Both,
+                };
+                let stack = reference_stack::start(&flaws, isolation).await?;
                 Ok((stack.profile(), Some(stack)))
             }
         }

@@ -380,6 +380,73 @@ pub struct DatabaseConfig {
     pub pool_size: usize,
     /// `database.statement_timeout_ms`: default 5 000.
     pub statement_timeout_ms: u64,
+    /// `database.isolation`: which layers keep organizations apart —
+    /// `both` (default), `app-filter-only` or `rls-only`; see [`Isolation`].
+    pub isolation: Isolation,
+}
+
+/// `database.isolation`: which of the two isolation layers the server relies
+/// on. `both` is the production setting (defence in depth); the single-layer
+/// modes exist to measure each layer (benchmarks) and to show a flaw that the
+/// other layer would hide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// `TenantDb` puts `organization_id = $org` into every statement, and
+    /// row-level security is enabled (and forced) on every tenant table.
+    #[default]
+    Both,
+    /// Only `TenantDb`'s org predicate: row-level security is disabled on the
+    /// tenant tables when the database is prepared (`ALTER TABLE … DISABLE
+    /// ROW LEVEL SECURITY`, as the owner), so no policy is evaluated. The
+    /// setting is a property of the database: every instance sharing one
+    /// database must use the same mode (the server refuses to start otherwise).
+    AppFilterOnly,
+    /// Only row-level security: `TenantDb` statements carry no org predicate
+    /// (inserts still write the org), and the policies on the transaction's
+    /// `app.org_id` keep orgs apart.
+    RlsOnly,
+}
+
+impl Isolation {
+    /// Every mode, in the order the docs list them.
+    pub const ALL: [Isolation; 3] = [Isolation::Both, Isolation::AppFilterOnly, Isolation::RlsOnly];
+
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::Both => "both",
+            Isolation::AppFilterOnly => "app-filter-only",
+            Isolation::RlsOnly => "rls-only",
+        }
+    }
+
+    /// Whether `TenantDb` adds the org predicate to its statements.
+    pub fn app_filter(self) -> bool {
+        !matches!(self, Isolation::RlsOnly)
+    }
+
+    /// Whether row-level security is enabled on the tenant tables.
+    pub fn rls(self) -> bool {
+        !matches!(self, Isolation::AppFilterOnly)
+    }
+}
+
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Isolation::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("expected both, app-filter-only or rls-only, got `{s}`"))
+    }
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -389,6 +456,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("app_password", &self.app_password.as_ref().map(|_| "<set>"))
             .field("pool_size", &self.pool_size)
             .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("isolation", &self.isolation)
             .finish()
     }
 }
@@ -400,6 +468,7 @@ impl Default for DatabaseConfig {
             app_password: None,
             pool_size: 16,
             statement_timeout_ms: 5_000,
+            isolation: Isolation::Both,
         }
     }
 }
@@ -490,6 +559,7 @@ pub const ENV_KEYS: &[(&str, &str)] = &[
         "database.statement_timeout_ms",
         "TENANTRY_DATABASE_STATEMENT_TIMEOUT_MS",
     ),
+    ("database.isolation", "TENANTRY_DATABASE_ISOLATION"),
     ("cache.stats_ttl_ms", "TENANTRY_CACHE_STATS_TTL_MS"),
     ("cache.max_entries", "TENANTRY_CACHE_MAX_ENTRIES"),
     ("exports.workers", "TENANTRY_EXPORTS_WORKERS"),
@@ -578,6 +648,11 @@ impl Config {
                 }
                 "database.statement_timeout_ms" => {
                     self.database.statement_timeout_ms = value.parse().map_err(|_| bad("milliseconds"))?
+                }
+                "database.isolation" => {
+                    self.database.isolation = value
+                        .parse()
+                        .map_err(|_| bad("both, app-filter-only or rls-only"))?
                 }
                 "cache.stats_ttl_ms" => {
                     self.cache.stats_ttl_ms = value.parse().map_err(|_| bad("milliseconds"))?
@@ -941,6 +1016,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("database.app_password"), "{err}");
+    }
+
+    #[test]
+    fn isolation_defaults_to_both_and_takes_each_mode() {
+        assert_eq!(parse("").unwrap().database.isolation, Isolation::Both);
+        for mode in Isolation::ALL {
+            let config = parse(&format!("[database]\nisolation = \"{mode}\"\n")).unwrap();
+            assert_eq!(config.database.isolation, mode);
+            assert_eq!(mode.name().parse::<Isolation>(), Ok(mode));
+        }
+        assert!(Isolation::Both.app_filter() && Isolation::Both.rls());
+        assert!(Isolation::AppFilterOnly.app_filter() && !Isolation::AppFilterOnly.rls());
+        assert!(!Isolation::RlsOnly.app_filter() && Isolation::RlsOnly.rls());
+    }
+
+    #[test]
+    fn a_bad_isolation_mode_names_the_position_and_the_modes() {
+        let err = parse("[database]\nisolation = \"rls\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("tenantry.toml:2:13:"), "{err}");
+        assert!(
+            err.contains("both") && err.contains("app-filter-only") && err.contains("rls-only"),
+            "{err}"
+        );
+        let err = Config::load_with_env(None, |v| {
+            (v == "TENANTRY_DATABASE_ISOLATION").then(|| "none".into())
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "config key `database.isolation` (from TENANTRY_DATABASE_ISOLATION): expected both, app-filter-only or rls-only, got `none`"
+        );
+        let config = Config::load_with_env(None, |v| {
+            (v == "TENANTRY_DATABASE_ISOLATION").then(|| "rls-only".into())
+        })
+        .unwrap();
+        assert_eq!(config.database.isolation, Isolation::RlsOnly);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio_postgres::NoTls;
 
+use crate::config::Isolation;
 use crate::wire::{Manager, Pool, WireConfig};
 
 #[cfg(feature = "inject")]
@@ -94,6 +95,21 @@ pub enum DbSetupError {
     /// Pool construction failed.
     #[error("cannot build the connection pool: {0}")]
     Pool(String),
+    /// The database's row-level security does not match `database.isolation`.
+    #[error(
+        "config key `database.isolation` is `{isolation}`, but row-level security is {} on {tables}: \
+         the database was prepared for another mode; start one instance with the same mode \
+         (it prepares the database) or use the mode the other instances use",
+        if *rls { "enabled" } else { "disabled" }
+    )]
+    IsolationMismatch {
+        /// The configured mode.
+        isolation: Isolation,
+        /// The tables whose row-level security differs.
+        tables: String,
+        /// Whether row-level security is enabled on them.
+        rls: bool,
+    },
 }
 
 fn stmt(step: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DbSetupError {
@@ -274,6 +290,69 @@ async fn ensure_roles(client: &tokio_postgres::Client, app_password: &str) -> Re
 /// Quotes `s` as a SQL string literal.
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Applies the database side of `database.isolation`: row-level security
+/// enabled on every tenant table (`both`, `rls-only`) or disabled
+/// (`app-filter-only`: no policy is evaluated, the app's org filter alone
+/// isolates). Runs after [`migrate`], as the admin acting as the owner, under
+/// the migration lock; re-running it with another mode switches the database
+/// over. FORCE and the policies themselves are left as the migrations made them.
+pub async fn apply_isolation(admin_url: &str, isolation: Isolation) -> Result<(), DbSetupError> {
+    let (mut client, task) = connect_admin(admin_url).await?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(stmt("begin isolation setup"))?;
+    let switch = if isolation.rls() { "ENABLE" } else { "DISABLE" };
+    let mut sql = format!(
+        "SELECT pg_advisory_xact_lock(7307720601);
+         SET LOCAL ROLE {OWNER_ROLE};"
+    );
+    for table in TENANT_TABLES {
+        sql.push_str(&format!(
+            "ALTER TABLE {SCHEMA}.{table} {switch} ROW LEVEL SECURITY;"
+        ));
+    }
+    tx.batch_execute(&sql)
+        .await
+        .map_err(stmt(format!("apply database.isolation = {isolation}")))?;
+    tx.commit().await.map_err(stmt("commit the isolation setup"))?;
+    drop(client);
+    let _ = task.await;
+    Ok(())
+}
+
+/// Checks that the database's row-level security matches `isolation`, so an
+/// instance never serves in a mode the database was not prepared for (a
+/// replica started with another `database.isolation` than the instance that
+/// prepared the database).
+pub async fn check_isolation(admin_url: &str, isolation: Isolation) -> Result<(), DbSetupError> {
+    let (client, task) = connect_admin(admin_url).await?;
+    let rows = client
+        .query(
+            "SELECT c.relname, c.relrowsecurity FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = ANY($2) AND c.relkind = 'r'",
+            &[&SCHEMA, &TENANT_TABLES],
+        )
+        .await
+        .map_err(stmt("read the tenant tables' row-level security"))?;
+    drop(client);
+    let _ = task.await;
+    let wrong: Vec<String> = rows
+        .iter()
+        .filter(|row| row.get::<_, bool>(1) != isolation.rls())
+        .map(|row| format!("{SCHEMA}.{}", row.get::<_, String>(0)))
+        .collect();
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    Err(DbSetupError::IsolationMismatch {
+        isolation,
+        tables: wrong.join(", "),
+        rls: !isolation.rls(),
+    })
 }
 
 /// Applies the data-plane flaws that live in the schema. Runs after

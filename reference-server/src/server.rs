@@ -19,7 +19,7 @@ use crate::api::{self, AppState};
 use crate::app_auth::{self, AppAuth};
 use crate::cache::OrgCache;
 use crate::clerk_api;
-use crate::config::Config;
+use crate::config::{Config, Isolation};
 use crate::db::{self, DbSetupError, PoolSettings};
 use crate::identity::keys::KeyRing;
 use crate::identity::service::Identity;
@@ -86,13 +86,15 @@ pub enum StartError {
     },
 }
 
-/// Applies migrations (and, with the `inject` feature, the schema flaws).
+/// Applies migrations, the database side of `database.isolation` (and, with
+/// the `inject` feature, the schema flaws).
 pub async fn prepare_database(
     admin_url: &str,
     app_password: &str,
     options: &StackOptions,
 ) -> Result<(), DbSetupError> {
     db::migrate(admin_url, app_password).await?;
+    db::apply_isolation(admin_url, options.config.database.isolation).await?;
     #[cfg(feature = "inject")]
     db::inject_schema_flaws(admin_url, app_password, &options.flaws).await?;
     let _ = options;
@@ -136,8 +138,17 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
     let role = db::serving_role(&options.flaws);
     #[cfg(not(feature = "inject"))]
     let role = db::serving_role();
+    let isolation = config.database.isolation;
+    db::check_isolation(admin_url, isolation).await?;
+    if isolation != Isolation::Both {
+        tracing::warn!(
+            isolation = %isolation,
+            "database.isolation = {isolation}: one isolation layer only (for measuring the layers; \
+             production uses both)"
+        );
+    }
     let pool = db::pool_as(admin_url, role, app_password, &settings)?;
-    let db = Db::new(pool);
+    let db = Db::new(pool).with_isolation(isolation);
     #[cfg(feature = "inject")]
     let db = db.with_flaws(options.flaws.clone());
     let cache = OrgCache::new(

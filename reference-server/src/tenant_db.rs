@@ -5,9 +5,10 @@
 //! `BEGIN`, the `set_config` and the first statement go out in one round trip
 //! (tokio-postgres pipelines requests polled together), and single-statement
 //! reads pipeline their `COMMIT` too, so the tenancy context costs no extra
-//! round trip. Statements are built by [`Query`], which always injects
+//! round trip. Statements are built by [`Query`], which injects
 //! `organization_id = $1` — bound, never interpolated — into reads, updates
-//! and deletes, and the org value into inserts.
+//! and deletes (in every isolation mode but `rls-only`, where row-level
+//! security alone isolates), and the org value into inserts.
 //!
 //! A transaction that is dropped before it finished (a cancelled request, a
 //! panic) never goes back to the pool: its connection is closed, which makes
@@ -18,6 +19,7 @@ use crate::wire::{
     Object, Pool, ServerError, Statement, StatementError, StatementResult, TxStatus, WireError,
 };
 
+use crate::config::Isolation;
 #[cfg(feature = "inject")]
 use crate::inject::Flaws;
 use crate::tenant::{OrgId, Tenant};
@@ -248,7 +250,9 @@ impl Query {
     }
 
     /// The SQL and its parameters for `org`. `$1` is always the org.
-    /// `org_filter` is false only under the injected `no-app-filter` flaw.
+    /// `org_filter` is false in the `rls-only` isolation mode (row-level
+    /// security alone keeps orgs apart) and under the injected
+    /// `no-app-filter` flaw; inserts write the org either way.
     pub fn build(&self, org: &OrgId, org_filter: bool) -> Result<(String, Vec<Value>), UnknownColumn> {
         let mut params = vec![Value::Text(org.as_str().to_string())];
         let mut bind = |value: Value| {
@@ -537,24 +541,43 @@ impl From<deadpool::managed::PoolError<WireError>> for DbError {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    isolation: Isolation,
     #[cfg(feature = "inject")]
     flaws: Flaws,
 }
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("pool", &self.pool.status()).finish()
+        f.debug_struct("Db")
+            .field("pool", &self.pool.status())
+            .field("isolation", &self.isolation)
+            .finish()
     }
 }
 
 impl Db {
-    /// Wraps a pool of app-role connections.
+    /// Wraps a pool of app-role connections (isolation `both`).
     pub fn new(pool: Pool) -> Self {
         Self {
             pool,
+            isolation: Isolation::Both,
             #[cfg(feature = "inject")]
             flaws: Flaws::none(),
         }
+    }
+
+    /// Sets the isolation mode (`database.isolation`): in `rls-only`,
+    /// statements carry no org predicate. The database side of the mode
+    /// (row-level security on or off) is applied by
+    /// [`crate::db::apply_isolation`] when the database is prepared.
+    pub fn with_isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
+        self
+    }
+
+    /// The isolation mode.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
     }
 
     /// Injects flaws into this handle.
@@ -577,7 +600,7 @@ impl Db {
     }
 
     fn org_filter(&self) -> bool {
-        !flaw!(self.flaws, NoAppFilter)
+        self.isolation.app_filter() && !flaw!(self.flaws, NoAppFilter)
     }
 
     fn context_sql(&self) -> &'static str {
