@@ -15,7 +15,7 @@ use tenantry_harness::services::{Database, Postgres, Redis};
 use tenantry_harness::signin::{AppFlows, AppSignIn, AppTemplateHelper};
 use tenantry_harness::template::{Body, RequestTemplate};
 use tenantry_harness::tokens::RsaKey;
-use tenantry_reference::config::Config;
+use tenantry_reference::config::{Config, Isolation};
 use tenantry_reference::pool_probe::PoolProbe;
 use tenantry_reference::server::{self, StackOptions};
 
@@ -134,8 +134,8 @@ impl Stack {
 }
 
 /// Starts the stack with `flaws` injected (names; reference builds with the
-/// `inject` feature only).
-pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
+/// `inject` feature only) and its `database.isolation` set to `isolation`.
+pub async fn start(flaws: &[String], isolation: Isolation) -> anyhow::Result<Stack> {
     let redis = if Redis::available() {
         Some(Redis::start().await.context("starting Redis")?)
     } else {
@@ -151,13 +151,34 @@ pub async fn start(flaws: &[String]) -> anyhow::Result<Stack> {
     );
     let pg = Arc::new(Postgres::start().await.context("starting Postgres")?);
     let database = pg.create_database().await.context("creating the database")?;
-    let password = tenantry_reference::ids::new_id(tenantry_reference::ids::IdKind::Project);
+    // Roles are cluster-wide: stacks sharing a cluster (TENANTRY_DATABASE_URL,
+    // as `tenantry score` runs them, several at once) must agree on the app
+    // role's password; a cluster of the stack's own gets a fresh one.
+    let password = match std::env::var("TENANTRY_DATABASE_URL") {
+        Ok(url) => {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            url.hash(&mut h);
+            format!("tenantry-stack-{:016x}", h.finish())
+        }
+        Err(_) => tenantry_reference::ids::new_id(tenantry_reference::ids::IdKind::Project),
+    };
     let secret_key = format!(
         "sk_test_{}",
         tenantry_reference::ids::new_id(tenantry_reference::ids::IdKind::User).replace('_', "")
             + &tenantry_reference::ids::new_id(tenantry_reference::ids::IdKind::User).replace('_', "")
     );
     let mut config = Config::default();
+    config.database.isolation = isolation;
+    if isolation != Isolation::Both {
+        eprintln!(
+            "the reference stack relies on one isolation layer: database.isolation = {isolation} ({})",
+            match isolation {
+                Isolation::AppFilterOnly => "row-level security is off; the app's org filter alone isolates",
+                _ => "the app's statements carry no org filter; row-level security alone isolates",
+            }
+        );
+    }
     config.identity.secret_key = Some(secret_key.clone());
     config.auth.authorized_parties = vec![ORIGIN.into()];
     if let Some(redis) = &redis {
@@ -435,7 +456,7 @@ mod tests {
     /// command per decision, few keys, all with a TTL) and RL-010 run too.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_rl_suite_runs_clean_on_the_limited_instances() {
-        let stack = start(&[]).await.expect("the reference stack");
+        let stack = start(&[], Isolation::Both).await.expect("the reference stack");
         let profile = stack.profile();
         let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
         let mut sessions = sessions_for(&profile, &client).await.expect("a session source");
