@@ -1531,10 +1531,10 @@ impl Decoder<'_> {
                         ),
                     ));
                 }
-                if !["id", "email"].contains(field) {
+                if !["id", "email", "password"].contains(field) {
                     return Err(self.err(
                         pos,
-                        format!("placeholder `{shown}`: a user has `id` and `email`"),
+                        format!("placeholder `{shown}`: a user has `id`, `email` and `password`"),
                     ));
                 }
                 Ok(())
@@ -1545,7 +1545,7 @@ impl Decoder<'_> {
             _ => Err(self.err(
                 pos,
                 format!(
-                    "unknown placeholder `{shown}`; expected `canary`, `org.KEY.id|slug|name`, `user.KEY.id|email`, `target.base_url`, `target.instance.N` or a capture of an earlier step (captured so far: {})",
+                    "unknown placeholder `{shown}`; expected `canary`, `org.KEY.id|slug|name`, `user.KEY.id|email|password`, `target.base_url`, `target.instance.N` or a capture of an earlier step (captured so far: {})",
                     list(&self.captures)
                 ),
             )),

@@ -243,6 +243,11 @@ impl Runner<'_> {
             ["org", key, "name"] => self.world.org(key).map(|o| o.name.clone()),
             ["user", key, "id"] => self.world.user(key).map(|u| u.id.clone()),
             ["user", key, "email"] => self.world.user(key).map(|u| u.email.clone()),
+            ["user", key, "password"] => self
+                .world
+                .user(key)
+                .and(self.sessions.password())
+                .map(String::from),
             ["target", "base_url"] => Some(self.client.base().to_string()),
             ["target", "instance", n] => {
                 let n: usize = n.parse().ok()?;

@@ -149,6 +149,16 @@ impl Sessions {
             .map(|base| format!("{base}/.well-known/jwks.json"))
     }
 
+    /// `clerk-api`: the password every user provisioned so far signs in
+    /// with (chosen per run, registered as a secret with the client). `None`
+    /// for other sources, or before a world is provisioned.
+    pub fn password(&self) -> Option<&str> {
+        match &self.source {
+            Source::Clerk(c) => c.password.as_deref(),
+            _ => None,
+        }
+    }
+
     /// `mint`: the public key as SPKI PEM (Clerk's `jwtKey`). `None` for
     /// other sources.
     pub fn public_pem(&self) -> Option<&str> {
