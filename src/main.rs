@@ -7,6 +7,7 @@ mod checks_cmd;
 mod db_audit_cmd;
 mod reference_stack;
 mod run_cmd;
+mod score;
 mod serve;
 mod target;
 
@@ -30,15 +31,21 @@ enum Command {
     /// The check catalogue: list checks, or explain one.
     Checks(checks_cmd::ChecksArgs),
     /// Audit a target (or the reference stack, started for you) for tenant-isolation bugs.
-    /// Exit 0: no findings; 1: findings; 2: could not run.
+    /// Exit 0: no findings at or above --fail-on (after waivers and baseline); 1: findings,
+    /// or an expired waiver; 2: could not run, or invalid input.
     Audit(audit_cmd::AuditArgs),
     /// Audit a database's row-level security (RLS-001..010) with the app role's
     /// credentials. Exit 0: no findings; 1: findings; 2: could not run.
     DbAudit(db_audit_cmd::DbAuditArgs),
     /// Run scenario files (by hand, or a campaign's reproductions) against a target
-    /// (or the reference stack). Exit 0: all pass; 1: some failed; 2: bad input or
-    /// could not run.
+    /// (or the reference stack). Exit 0: no failure at or above --fail-on (after waivers
+    /// and baseline); 1: failures, or an expired waiver; 2: bad input or could not run.
     Run(run_cmd::RunArgs),
+    /// Score tenantry (and any --tool) on the reference stack's corpus of injected flaws:
+    /// per flaw caught or missed, TPR per family, FPR on the clean stack, Youden's J.
+    /// Exit 0: tenantry caught every flaw with no false alarm; 1: it did not; 2: could
+    /// not run. Needs a build with the `inject` feature.
+    Score(score::ScoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +69,15 @@ fn main() -> ExitCode {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
+        Command::Score(args) => {
+            match with_runtime(
+                "warn,tenantry=info,tenantry_reference=off,tower_http=off",
+                score::run(args),
+            ) {
+                Ok(code) => return ExitCode::from(code),
+                Err(e) => Err(e),
+            }
+        }
         Command::Run(args) => {
             match with_runtime(
                 "warn,tenantry=info,tenantry_reference=off,tower_http=off",

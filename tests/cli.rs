@@ -132,7 +132,7 @@ fn serve_without_dev_auth_puts_the_proxy_in_front() {
 
 #[test]
 fn a_bad_config_file_exits_2_naming_file_line_and_column() {
-    let dir = std::env::temp_dir().join(format!("tenantry-cli-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("tenantry-cli-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("bad.toml");
     std::fs::write(&file, "[database]\npool_size = 4\npol_size = 5\n").unwrap();
@@ -172,6 +172,9 @@ fn help_texts() {
         vec!["serve", "--help"],
         vec!["audit", "--help"],
         vec!["run", "--help"],
+        vec!["checks", "--help"],
+        vec!["db-audit", "--help"],
+        vec!["score", "--help"],
     ] {
         let out = tenantry().args(&args).output().unwrap();
         assert!(out.status.success());
@@ -327,7 +330,15 @@ fn run_executes_the_scenario_library_on_the_reference_stack() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("PASS iso-001"), "{stdout}");
-    assert!(stdout.contains(" 0 failed; seed 5"), "{stdout}");
+    assert!(stdout.contains(" 0 failed, 0 waived; "), "{stdout}");
+    assert!(
+        stdout.contains("gate: pass: 0 findings at or above info; exit 0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().lines().any(|l| l.ends_with("; seed 5")),
+        "{stdout}"
+    );
 }
 
 #[test]
