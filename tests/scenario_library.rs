@@ -77,6 +77,67 @@ fn the_library_is_large_and_every_scenario_is_named_after_its_file() {
 
 const FAMILIES: &[&str] = &["iso", "org", "tok", "tpl", "ses", "rl", "oau"];
 
+/// Checks of the catalogue no scenario expresses, and why (every other check
+/// is named in the `tags` of at least one scenario).
+const NOT_EXPRESSIBLE: &[(&str, &str)] = &[
+    (
+        "ISO-012",
+        "id predictability compares values across many answers; a scenario asserts on one answer at a time",
+    ),
+    (
+        "RL-005",
+        "the bypass list names orgs by id, and a scenario's orgs get fresh ids each run",
+    ),
+    (
+        "RL-011",
+        "the limiter's store must be stopped and restarted under the running stack",
+    ),
+    ("RL-012", "the store's own commands and keys must be watched"),
+    (
+        "SES-007",
+        "an email code is read from the identity service's test outbox, which needs its secret key",
+    ),
+    (
+        "SES-008",
+        "revoking a session needs the identity service's Backend API (its secret key)",
+    ),
+    (
+        "TPL-001",
+        "JWT templates are created through the Backend API (its secret key), and their claims decoded",
+    ),
+    (
+        "TPL-002",
+        "JWT templates are created through the Backend API (its secret key), and their claims decoded",
+    ),
+];
+
+#[test]
+fn every_check_a_request_can_show_has_a_scenario() {
+    let mut tagged = std::collections::BTreeSet::new();
+    for folder in FAMILIES {
+        for stem in files(folder) {
+            let text =
+                std::fs::read_to_string(Path::new(ROOT).join(folder).join(format!("{stem}.yaml"))).unwrap();
+            let scenario = tenantry_harness::scenario::parse(&stem, &text).unwrap();
+            for tag in scenario.tags {
+                tagged.insert(tag.trim_start_matches("TEN-").to_string());
+            }
+        }
+    }
+    for check in tenantry_harness::checks::CHECKS {
+        // The database audit's SQL probes are not HTTP requests.
+        if check.family == "RLS" || check.family == "FUZ" {
+            continue;
+        }
+        let excused = NOT_EXPRESSIBLE.iter().any(|(id, _)| *id == check.id);
+        assert!(
+            tagged.contains(check.id) != excused,
+            "{}: must be tagged in a scenario or listed in NOT_EXPRESSIBLE (not both)",
+            check.id
+        );
+    }
+}
+
 // The clean runs once, in the build without flaw code.
 #[cfg(not(feature = "inject"))]
 #[test]
@@ -147,6 +208,24 @@ mod flaws {
             &["iso-009-stats-cache-keyed-by-org"],
         ),
         ("job-without-org", "iso", &[], &["iso-008-export-only-own-org"]),
+        (
+            "search-without-org-filter",
+            "iso",
+            &["--reference-isolation", "app-filter-only"],
+            &["iso-005-search-foreign-canary"],
+        ),
+        (
+            "update-without-org-filter",
+            "iso",
+            &["--reference-isolation", "app-filter-only"],
+            &["iso-002-cross-org-update-by-id"],
+        ),
+        (
+            "parent-key-without-org",
+            "iso",
+            &[],
+            &["iso-006-child-under-foreign-parent"],
+        ),
         (
             "trust-org-param",
             "org",
@@ -245,6 +324,12 @@ mod flaws {
             &[],
             &["rl-006-ratelimit-headers-and-retry-after"],
         ),
+        (
+            "ratelimit-off-by-one",
+            "rl",
+            &[],
+            &["rl-001-concurrent-burst-exact-limit"],
+        ),
     ];
 
     /// Flaws no HTTP scenario can show, with the reason (the audit's own
@@ -261,6 +346,18 @@ mod flaws {
         (
             "ratelimit-fail-open-silent",
             "the limiter's store must be stopped and restarted under the running stack (RL-011)",
+        ),
+        (
+            "grant-all-to-app-role",
+            "a privilege of the app role that no request path uses (TRUNCATE): the database audit's catalog shows it (RLS-009)",
+        ),
+        (
+            "report-view-not-invoker",
+            "no request path reads the reporting view: the database audit's catalog shows it (RLS-008)",
+        ),
+        (
+            "missing-context-matches-all",
+            "every request path sets the org context before its first statement, so no request runs without one: the database audit's raw SQL without a context shows it (RLS-004)",
         ),
     ];
 
