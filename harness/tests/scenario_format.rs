@@ -241,7 +241,13 @@ fn text_strategy() -> impl Strategy<Value = String> {
     // placeholder braces that are not placeholders.
     proptest::string::string_regex("[ -~\\t\\n\\r\\u{80}-\\u{10ffff}]{0,24}")
         .unwrap()
-        .prop_map(|s| s.replace("{{", "{ {"))
+        .prop_map(|mut s| {
+            // `{{{` becomes `{ {{` in one pass: repeat until none is left.
+            while s.contains("{{") {
+                s = s.replace("{{", "{ {");
+            }
+            s
+        })
 }
 
 proptest! {
