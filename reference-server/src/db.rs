@@ -407,6 +407,74 @@ pub async fn inject_schema_flaws(
             .await
             .map_err(stmt("inject job-without-org (service role)"))?;
     }
+    if flaws.has(Flaw::ParentKeyWithoutOrg) {
+        // The parent key as many schemas write it: project ids are globally
+        // unique anyway, so the reference names the id alone.
+        client
+            .batch_execute(&format!(
+                "SELECT pg_advisory_lock(7307720601);
+                 DO $$
+                 DECLARE
+                     k text;
+                 BEGIN
+                     FOR k IN SELECT conname FROM pg_constraint
+                              WHERE conrelid = '{SCHEMA}.documents'::regclass AND contype = 'f'
+                                AND conname <> 'documents_project_id_fkey' LOOP
+                         EXECUTE format('ALTER TABLE {SCHEMA}.documents DROP CONSTRAINT %I', k);
+                     END LOOP;
+                     IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'projects_id_key'
+                                    AND conrelid = '{SCHEMA}.projects'::regclass) THEN
+                         ALTER TABLE {SCHEMA}.projects ADD CONSTRAINT projects_id_key UNIQUE (id);
+                     END IF;
+                     IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'documents_project_id_fkey'
+                                    AND conrelid = '{SCHEMA}.documents'::regclass) THEN
+                         ALTER TABLE {SCHEMA}.documents ADD CONSTRAINT documents_project_id_fkey
+                             FOREIGN KEY (project_id) REFERENCES {SCHEMA}.projects (id) ON DELETE CASCADE;
+                     END IF;
+                 END $$;
+                 SELECT pg_advisory_unlock(7307720601);"
+            ))
+            .await
+            .map_err(stmt("inject parent-key-without-org"))?;
+    }
+    if flaws.has(Flaw::GrantAllToAppRole) {
+        client
+            .batch_execute(&format!(
+                "GRANT ALL ON ALL TABLES IN SCHEMA {SCHEMA} TO {APP_ROLE}"
+            ))
+            .await
+            .map_err(stmt("inject grant-all-to-app-role"))?;
+    }
+    if flaws.has(Flaw::ReportViewNotInvoker) {
+        // Run as the admin (a superuser), as a hand-written migration would
+        // be: the view reads with its owner's rights.
+        client
+            .batch_execute(&format!(
+                "CREATE OR REPLACE VIEW {SCHEMA}.project_activity AS
+                     SELECT p.organization_id, p.id, p.name, count(d.id) AS documents
+                     FROM {SCHEMA}.projects p
+                     LEFT JOIN {SCHEMA}.documents d
+                       ON d.organization_id = p.organization_id AND d.project_id = p.id
+                     GROUP BY p.organization_id, p.id, p.name;
+                 GRANT SELECT ON {SCHEMA}.project_activity TO {APP_ROLE};"
+            ))
+            .await
+            .map_err(stmt("inject report-view-not-invoker"))?;
+    }
+    if flaws.has(Flaw::MissingContextMatchesAll) {
+        for table in TENANT_TABLES {
+            client
+                .batch_execute(&format!(
+                    "ALTER POLICY {table}_org_isolation ON {SCHEMA}.{table}
+                         USING (NULLIF(current_setting('app.org_id', true), '') IS NULL
+                                OR organization_id = NULLIF(current_setting('app.org_id', true), ''))
+                         WITH CHECK (NULLIF(current_setting('app.org_id', true), '') IS NULL
+                                OR organization_id = NULLIF(current_setting('app.org_id', true), ''))"
+                ))
+                .await
+                .map_err(stmt("inject missing-context-matches-all"))?;
+        }
+    }
     drop(client);
     let _ = task.await;
     Ok(())

@@ -117,6 +117,20 @@ flaws! {
         "The post-connect return path is not checked, so the callback redirects to any URL (open redirect).";
     RoleFromClaimUnsigned = "role-from-claim-unsigned", "TOK", 345, ["TOK-025"],
         "The proxy verifies the Bearer token but reads the org role from the `__session` cookie's payload, unverified (and lets the two differ).";
+    SearchWithoutOrgFilter = "search-without-org-filter", "ISO", 862, ["ISO-005"],
+        "`/api/search` builds its queries without the org predicate, so only RLS keeps other orgs' projects and documents out of the hits.";
+    UpdateWithoutOrgFilter = "update-without-org-filter", "ISO", 639, ["ISO-002"],
+        "`PATCH /api/documents/{id}` updates by id alone (no org predicate), so only RLS keeps an org from overwriting another org's document.";
+    ParentKeyWithoutOrg = "parent-key-without-org", "ISO", 639, ["ISO-006"],
+        "`documents.project_id` references `projects(id)` alone (through a unique index on id) instead of `(organization_id, id)`, so a document can be created under another org's project.";
+    GrantAllToAppRole = "grant-all-to-app-role", "RLS", 732, ["RLS-009"],
+        "The tenant tables are granted to the app role with GRANT ALL, TRUNCATE included, and TRUNCATE ignores row-level security.";
+    ReportViewNotInvoker = "report-view-not-invoker", "RLS", 284, ["RLS-008"],
+        "A reporting view over the tenant tables, created by the migration's superuser and granted to the app role, is not `security_invoker`: it reads every org with its owner's rights.";
+    MissingContextMatchesAll = "missing-context-matches-all", "RLS", 1188, ["RLS-004"],
+        "The org policy lets a missing or empty `app.org_id` match every row (meant for migrations and backfills), so any query that forgets the context sees every org.";
+    RatelimitOffByOne = "ratelimit-off-by-one", "RL", 193, ["RL-001"],
+        "The limiter's script admits while `count <= limit` instead of `count < limit`, so every window admits one request more than the limit.";
 }
 
 impl fmt::Display for Flaw {

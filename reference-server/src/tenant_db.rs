@@ -140,6 +140,9 @@ pub struct Query {
     table: &'static Table,
     kind: Kind,
     filters: Vec<Filter>,
+    /// An injected flaw dropped the org predicate from this one statement.
+    #[cfg(feature = "inject")]
+    unscoped: bool,
 }
 
 /// A statement that names a column its table does not have.
@@ -162,6 +165,8 @@ impl Query {
                 limit: None,
             },
             filters: Vec::new(),
+            #[cfg(feature = "inject")]
+            unscoped: false,
         }
     }
 
@@ -171,6 +176,8 @@ impl Query {
             table,
             kind: Kind::Count,
             filters: Vec::new(),
+            #[cfg(feature = "inject")]
+            unscoped: false,
         }
     }
 
@@ -180,6 +187,8 @@ impl Query {
             table,
             kind: Kind::Insert(values),
             filters: Vec::new(),
+            #[cfg(feature = "inject")]
+            unscoped: false,
         }
     }
 
@@ -189,6 +198,8 @@ impl Query {
             table,
             kind: Kind::Update(values),
             filters: Vec::new(),
+            #[cfg(feature = "inject")]
+            unscoped: false,
         }
     }
 
@@ -198,6 +209,8 @@ impl Query {
             table,
             kind: Kind::Delete,
             filters: Vec::new(),
+            #[cfg(feature = "inject")]
+            unscoped: false,
         }
     }
 
@@ -218,6 +231,14 @@ impl Query {
     pub fn search(mut self, columns: &[&'static str], text: &str) -> Self {
         self.filters
             .push(Filter::Search(columns.to_vec(), text.to_string()));
+        self
+    }
+
+    /// Drops the org predicate from this statement (injected flaws that
+    /// forget it at one call site).
+    #[cfg(feature = "inject")]
+    pub fn without_org_filter(mut self) -> Self {
+        self.unscoped = true;
         self
     }
 
@@ -254,6 +275,8 @@ impl Query {
     /// security alone keeps orgs apart) and under the injected
     /// `no-app-filter` flaw; inserts write the org either way.
     pub fn build(&self, org: &OrgId, org_filter: bool) -> Result<(String, Vec<Value>), UnknownColumn> {
+        #[cfg(feature = "inject")]
+        let org_filter = org_filter && !self.unscoped;
         let mut params = vec![Value::Text(org.as_str().to_string())];
         let mut bind = |value: Value| {
             params.push(value);
@@ -887,6 +910,20 @@ mod tests {
 
     fn org_x() -> OrgId {
         OrgId::new("org_x").unwrap()
+    }
+
+    #[cfg(feature = "inject")]
+    #[test]
+    fn an_unscoped_statement_drops_only_its_own_org_predicate() {
+        let q = Query::update(&DOCUMENTS, vec![("body", "x".into())]).eq("id", "doc_1");
+        let (sql, params) = q.clone().without_org_filter().build(&org(), true).unwrap();
+        assert!(
+            sql.contains("SET body = $2, updated_at = now() WHERE id = $1"),
+            "{sql}"
+        );
+        assert_eq!(params.len(), 2);
+        let (sql, _) = q.build(&org(), true).unwrap();
+        assert!(sql.contains("WHERE organization_id = $1 AND id = $2"), "{sql}");
     }
 
     #[test]

@@ -55,6 +55,14 @@ async fn catching_check(flaw: Flaw) -> Check {
         Flaw::SessionScopedContext => checks::pooled_reuse(&stack, &world).await,
         Flaw::CacheKeyWithoutOrg => checks::stats_isolation(&world).await,
         Flaw::JobWithoutOrg => checks::export_isolation(&world).await,
+        Flaw::SearchWithoutOrgFilter | Flaw::UpdateWithoutOrgFilter => {
+            checks::wrapper_alone(&stack, &world).await
+        }
+        Flaw::ParentKeyWithoutOrg => checks::http_isolation(&world)
+            .await
+            .and(checks::catalog(&stack).await),
+        Flaw::GrantAllToAppRole | Flaw::ReportViewNotInvoker => checks::catalog(&stack).await,
+        Flaw::MissingContextMatchesAll => checks::no_context(&stack).await,
         Flaw::JwtAlgNone
         | Flaw::JwtHs256Confusion
         | Flaw::JwtSkipExp
@@ -74,6 +82,7 @@ async fn catching_check(flaw: Flaw) -> Check {
         | Flaw::RatelimitRejectedConsumes
         | Flaw::RatelimitHeadersWrong
         | Flaw::RatelimitFailOpenSilent
+        | Flaw::RatelimitOffByOne
         | Flaw::OauthStateNoTtl
         | Flaw::OauthStateReusable
         | Flaw::OauthStateNotUserBound
@@ -134,6 +143,7 @@ async fn rate_limit_check(flaw: Flaw) -> Check {
         Flaw::RatelimitRejectedConsumes => rl::rejected_do_not_consume(&stack).await,
         Flaw::RatelimitHeadersWrong => rl::headers_consistent(&stack).await,
         Flaw::RatelimitFailOpenSilent => rl::store_down_then_recovery(&stack, redis.as_ref().unwrap()).await,
+        Flaw::RatelimitOffByOne => rl::exact_under_concurrency(&stack, &[&stack.base], "org_rl_exact").await,
         other => panic!("{other} is in family RL but has no rate-limit check"),
     }
 }
@@ -327,6 +337,80 @@ async fn oauth_open_redirect_is_caught() {
     expect_caught(Flaw::OauthOpenRedirect).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_without_org_filter_is_caught_by_layer_ablation() {
+    expect_caught(Flaw::SearchWithoutOrgFilter).await;
+    // RLS alone still keeps the search isolated on the default stack.
+    let stack = TestStack::with_flaws(&[Flaw::SearchWithoutOrgFilter]).await;
+    let world = seed(&stack).await;
+    checks::http_isolation(&world).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_without_org_filter_is_caught_by_layer_ablation() {
+    expect_caught(Flaw::UpdateWithoutOrgFilter).await;
+    let stack = TestStack::with_flaws(&[Flaw::UpdateWithoutOrgFilter]).await;
+    let world = seed(&stack).await;
+    checks::http_isolation(&world).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parent_key_without_org_is_caught() {
+    expect_caught(Flaw::ParentKeyWithoutOrg).await;
+    let stack = TestStack::with_flaws(&[Flaw::ParentKeyWithoutOrg]).await;
+    let world = seed(&stack).await;
+    let err = checks::http_isolation(&world).await.unwrap_err();
+    assert!(err.contains("create a document under A's project"), "{err}");
+    let err = checks::catalog(&stack).await.unwrap_err();
+    assert!(err.contains("without organization_id"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grant_all_to_app_role_is_caught() {
+    expect_caught(Flaw::GrantAllToAppRole).await;
+    let stack = TestStack::with_flaws(&[Flaw::GrantAllToAppRole]).await;
+    let err = checks::catalog(&stack).await.unwrap_err();
+    assert!(err.contains("TRUNCATE"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_view_not_invoker_is_caught() {
+    expect_caught(Flaw::ReportViewNotInvoker).await;
+    let stack = TestStack::with_flaws(&[Flaw::ReportViewNotInvoker]).await;
+    let err = checks::catalog(&stack).await.unwrap_err();
+    assert!(err.contains("not security_invoker"), "{err}");
+    // And it really leaks: the app role, with org A set, reads org B's rows
+    // through it.
+    let world = seed(&stack).await;
+    let mut app = stack.app_client().await;
+    let tx = app.transaction().await.unwrap();
+    tx.execute("SELECT set_config('app.org_id', $1, true)", &[&world.a.org])
+        .await
+        .unwrap();
+    let orgs: Vec<String> = tx
+        .query("SELECT DISTINCT organization_id FROM app.project_activity", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(orgs.contains(&world.b.org), "{orgs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_context_matches_all_is_caught() {
+    expect_caught(Flaw::MissingContextMatchesAll).await;
+    // Requests always set the context, so HTTP stays isolated.
+    let stack = TestStack::with_flaws(&[Flaw::MissingContextMatchesAll]).await;
+    let world = seed(&stack).await;
+    checks::http_isolation(&world).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ratelimit_off_by_one_is_caught() {
+    expect_caught(Flaw::RatelimitOffByOne).await;
+}
+
 #[test]
 fn every_flaw_is_listed_here() {
     // Flaw::ALL is generated from the enum; the exhaustive match in
@@ -365,6 +449,13 @@ fn every_flaw_is_listed_here() {
         Flaw::OauthStateRace,
         Flaw::OauthNoPkce,
         Flaw::OauthOpenRedirect,
+        Flaw::SearchWithoutOrgFilter,
+        Flaw::UpdateWithoutOrgFilter,
+        Flaw::ParentKeyWithoutOrg,
+        Flaw::GrantAllToAppRole,
+        Flaw::ReportViewNotInvoker,
+        Flaw::MissingContextMatchesAll,
+        Flaw::RatelimitOffByOne,
     ];
     for flaw in Flaw::ALL {
         assert!(tested.contains(flaw), "flaw {flaw} has no test in flaws.rs");

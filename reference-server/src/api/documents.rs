@@ -201,11 +201,16 @@ pub async fn update(
     if values.is_empty() {
         return Err(Problem::invalid("send at least one of `title`, `body`"));
     }
+    let update = Query::update(&DOCUMENTS, values).eq("id", id.as_str());
+    // The mistake: the update names the id alone.
+    #[cfg(feature = "inject")]
+    let update = if flaw!(state.flaws, UpdateWithoutOrgFilter) {
+        update.without_org_filter()
+    } else {
+        update
+    };
     let mut tx = state.db.for_tenant(&tenant).begin().await.map_err(db_problem)?;
-    let row = tx
-        .query_opt(&Query::update(&DOCUMENTS, values).eq("id", id.as_str()))
-        .await
-        .map_err(db_problem)?;
+    let row = tx.query_opt(&update).await.map_err(db_problem)?;
     tx.commit().await.map_err(db_problem)?;
     let row = row.ok_or_else(|| Problem::not_found("document"))?;
     state.stats_cache.invalidate(tenant.org());

@@ -54,25 +54,24 @@ pub async fn search(
     if !(1..=200).contains(&len) || q.contains('\0') {
         return Err(Problem::invalid("`q` must be 1 to 200 characters"));
     }
+    let projects = Query::select(&PROJECTS)
+        .search(&["name", "description"], &q)
+        .order_by("id", Direction::Asc)
+        .limit(HITS_PER_KIND);
+    let documents = Query::select(&DOCUMENTS)
+        .search(&["title", "body"], &q)
+        .order_by("id", Direction::Asc)
+        .limit(HITS_PER_KIND);
+    // The mistake: the search statements forget the org predicate.
+    #[cfg(feature = "inject")]
+    let (projects, documents) = if flaw!(state.flaws, SearchWithoutOrgFilter) {
+        (projects.without_org_filter(), documents.without_org_filter())
+    } else {
+        (projects, documents)
+    };
     let mut tx = state.db.for_tenant(&tenant).begin().await.map_err(db_problem)?;
-    let projects = tx
-        .query(
-            &Query::select(&PROJECTS)
-                .search(&["name", "description"], &q)
-                .order_by("id", Direction::Asc)
-                .limit(HITS_PER_KIND),
-        )
-        .await
-        .map_err(db_problem)?;
-    let documents = tx
-        .query(
-            &Query::select(&DOCUMENTS)
-                .search(&["title", "body"], &q)
-                .order_by("id", Direction::Asc)
-                .limit(HITS_PER_KIND),
-        )
-        .await
-        .map_err(db_problem)?;
+    let projects = tx.query(&projects).await.map_err(db_problem)?;
+    let documents = tx.query(&documents).await.map_err(db_problem)?;
     tx.commit().await.map_err(db_problem)?;
     let mut data: Vec<SearchHit> = projects
         .iter()

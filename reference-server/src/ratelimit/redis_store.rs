@@ -71,6 +71,15 @@ end
 return {0, 0, math.ceil(window / 1000)}
 "#;
 
+/// `ratelimit-off-by-one`: the sliding window whose admission test is
+/// `count <= limit`, so every window admits limit + 1 requests.
+#[cfg(feature = "inject")]
+fn sliding_window_off_by_one() -> String {
+    let script = SLIDING_WINDOW.replacen("if count < limit then", "if count <= limit then", 1);
+    debug_assert_ne!(script, SLIDING_WINDOW);
+    script
+}
+
 /// The Redis store.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -119,6 +128,10 @@ impl RedisStore {
     /// Injects flaws.
     #[cfg(feature = "inject")]
     pub fn with_flaws(mut self, flaws: crate::inject::Flaws) -> Self {
+        if flaws.has(crate::inject::Flaw::RatelimitOffByOne) {
+            // Loaded on first use (EVALSHA answers NOSCRIPT, the script is sent).
+            self.sliding = Script::new(&sliding_window_off_by_one());
+        }
         self.flaws = flaws;
         self
     }

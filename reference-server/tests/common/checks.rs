@@ -165,6 +165,45 @@ pub async fn catalog(stack: &TestStack) -> Check {
                 "{table}: a foreign or unique key without organization_id"
             ));
         }
+        let truncate = su
+            .query_one(
+                "SELECT has_table_privilege('tenantry_app', format('app.%I', $1::text), 'TRUNCATE')",
+                &[&table],
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .get::<_, bool>(0);
+        if truncate {
+            v.push(format!(
+                "{table}: the app role may TRUNCATE it (TRUNCATE ignores row-level security)"
+            ));
+        }
+    }
+    // Views over tenant tables read them with the caller's rights
+    // (security_invoker), or they bypass row-level security.
+    let definer_views = su
+        .query(
+            "SELECT DISTINCT v.oid::regclass::text
+             FROM pg_depend d
+             JOIN pg_rewrite r ON r.oid = d.objid
+             JOIN pg_class v ON v.oid = r.ev_class
+             JOIN pg_class t ON t.oid = d.refobjid
+             JOIN pg_namespace n ON n.oid = t.relnamespace
+             WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+               AND n.nspname = 'app' AND t.relname = ANY($1) AND v.oid <> t.oid
+               AND v.relkind IN ('v', 'm')
+               AND NOT EXISTS (SELECT 1 FROM unnest(coalesce(v.reloptions, '{}')) o
+                               WHERE lower(o) IN ('security_invoker=true', 'security_invoker=on', 'security_invoker=1'))
+             ORDER BY 1",
+            &[&TENANT_TABLES],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    for row in definer_views {
+        v.push(format!(
+            "view {} over a tenant table is not security_invoker",
+            row.get::<_, String>(0)
+        ));
     }
     collect(v)
 }
@@ -560,7 +599,7 @@ pub async fn export_isolation(world: &World) -> Check {
 }
 
 /// RLS-011 (layer ablation): with RLS disabled on every tenant table, the
-/// application filter alone still isolates.
+/// application filter alone still isolates reads and updates.
 pub async fn wrapper_alone(stack: &TestStack, world: &World) -> Check {
     let su = stack.superuser().await;
     for table in TENANT_TABLES {
@@ -579,6 +618,21 @@ pub async fn wrapper_alone(stack: &TestStack, world: &World) -> Check {
     ] {
         let reply = b.admin.get(&path).await;
         leak(&mut v, &format!("GET {path} without RLS"), &reply, a);
+    }
+    let patch = b
+        .admin
+        .send(
+            "PATCH",
+            &format!("/api/documents/{}", a.document),
+            Some(json!({ "body": "pwned" })),
+        )
+        .await;
+    leak(&mut v, "PATCH A's document without RLS", &patch, a);
+    if patch.status != 404 {
+        v.push(format!(
+            "PATCH A's document without RLS: status {} (org A data: {})",
+            patch.status, patch.text
+        ));
     }
     collect(v)
 }
