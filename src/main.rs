@@ -5,6 +5,7 @@
 mod audit_cmd;
 mod checks_cmd;
 mod db_audit_cmd;
+mod fuzz_cmd;
 mod reference_stack;
 mod run_cmd;
 mod score;
@@ -41,6 +42,12 @@ enum Command {
     /// (or the reference stack). Exit 0: no failure at or above --fail-on (after waivers
     /// and baseline); 1: failures, or an expired waiver; 2: bad input or could not run.
     Run(run_cmd::RunArgs),
+    /// Fuzz a target (or the reference stack) over HTTP: the profile's requests mutated
+    /// (other org's ids and slugs in every place, encodings, odd values, tampered tokens)
+    /// within a time budget; no 5xx and no other org's data may come back. Findings are
+    /// shrunk and written as scenario files. Exit 0: no finding; 1: findings; 2: could
+    /// not run.
+    Fuzz(fuzz_cmd::FuzzArgs),
     /// Score tenantry (and any --tool) on the reference stack's corpus of injected flaws:
     /// per flaw caught or missed, TPR per family, FPR on the clean stack, Youden's J.
     /// Exit 0: tenantry caught every flaw with no false alarm; 1: it did not; 2: could
@@ -73,6 +80,15 @@ fn main() -> ExitCode {
             match with_runtime(
                 "warn,tenantry=info,tenantry_reference=off,tower_http=off",
                 score::run(args),
+            ) {
+                Ok(code) => return ExitCode::from(code),
+                Err(e) => Err(e),
+            }
+        }
+        Command::Fuzz(args) => {
+            match with_runtime(
+                "warn,tenantry=info,tenantry_reference=off,tower_http=off",
+                fuzz_cmd::run(args),
             ) {
                 Ok(code) => return ExitCode::from(code),
                 Err(e) => Err(e),

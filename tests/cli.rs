@@ -175,6 +175,7 @@ fn help_texts() {
         vec!["checks", "--help"],
         vec!["db-audit", "--help"],
         vec!["score", "--help"],
+        vec!["fuzz", "--help"],
     ] {
         let out = tenantry().args(&args).output().unwrap();
         assert!(out.status.success());

@@ -143,6 +143,12 @@ pub const FAMILIES: &[Family] = &[
         remediation: "Serve as a non-owner role without BYPASSRLS, FORCE row-level security with a restrictive \
                       org policy on every tenant table, and set the org transaction-locally.",
     },
+    Family {
+        code: "FUZ",
+        title: "HTTP fuzzing",
+        remediation: "Validate every input before it reaches the data layer and answer bad input with a 4xx; \
+                      take the org only from the verified token, whatever the request says.",
+    },
 ];
 
 macro_rules! checks {
@@ -306,6 +312,9 @@ checks! {
     "RLS-009" "RLS" High 284 "switching RLS off" sends "SET row_security = off, TRUNCATE, policy DDL" safe "denied to the app role" fix "No such grants to the app role.";
     "RLS-010" "RLS" High 284 "restrictive policy" sends "an extra permissive policy" safe "cannot widen access" fix "Make the org policy RESTRICTIVE.";
     "RLS-011" "RLS" High 693 "layer ablation" sends "the app filter alone, RLS alone" safe "each isolates" fix "Keep both layers.";
+    "FUZ-001" "FUZ" High 755 "no 5xx and no foreign data under mutation"
+        sends "the profile's requests mutated (other org's ids and slugs in every place and encoding, duplicate and undeclared fields, odd values, method swaps, tampered tokens), as each org and anonymously" safe "never a 5xx, never another org's canary or id"
+        fix "Validate input before the data layer and map every failure to a 4xx; keep the org from the verified token only.";
 }
 
 /// The check with `id` (case-insensitive; `TEN-` prefix accepted).
@@ -417,9 +426,10 @@ mod tests {
                 count("SES"),
                 count("RL"),
                 count("OAU"),
-                count("RLS")
+                count("RLS"),
+                count("FUZ")
             ],
-            [13, 9, 25, 3, 8, 12, 16, 11]
+            [13, 9, 25, 3, 8, 12, 16, 11, 1]
         );
     }
 

@@ -13,6 +13,7 @@ pub mod campaign;
 pub mod checks;
 pub mod client;
 pub mod dbaudit;
+pub mod fuzz;
 pub mod limits;
 pub mod oauth_suite;
 pub mod oracle;

@@ -33,7 +33,7 @@ cd "$scratch" || exit 3
     --url "$TENANTRY_TARGET_URL" \
     --header "Authorization: Bearer $TENANTRY_TOKEN_B" \
     --checks all \
-    --max-time 40 \
+    --max-time 20 \
     --request-timeout 10 \
     --workers 2 \
     --no-color >&2
