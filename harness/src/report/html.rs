@@ -6,16 +6,8 @@
 
 use std::fmt::Write;
 
-use super::{Case, FindingRecord, RunReport, Status};
+use super::{Case, FindingRecord, RunReport, Status, SEVERITIES};
 use crate::checks::Severity;
-
-const SEVERITIES: [Severity; 5] = [
-    Severity::Critical,
-    Severity::High,
-    Severity::Medium,
-    Severity::Low,
-    Severity::Info,
-];
 
 const STYLE: &str = "
 :root { color-scheme: light; --fg: #1d2330; --muted: #5b6475; --line: #d9dee7; --bg: #f6f7f9;
@@ -128,31 +120,18 @@ pub fn render(report: &RunReport) -> String {
         let _ = write!(out, "<th class=\"n\">{}</th>", capitalise(s.name()));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
-    let mut families: Vec<&str> = Vec::new();
-    for case in &report.cases {
-        if !families.contains(&case.family.as_str()) {
-            families.push(&case.family);
-        }
-    }
-    for family in &families {
-        let cases: Vec<&Case> = report.cases.iter().filter(|c| c.family == *family).collect();
-        let n = |s: Status| cases.iter().filter(|c| c.status == s).count();
+    for t in report.tallies() {
         let _ = write!(
             out,
             "<tr><td>{}{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>",
-            e(family),
-            family_title(family).map(|t| format!(" <span class=\"muted\">{}</span>", e(t))).unwrap_or_default(),
-            cases.len(),
-            n(Status::Passed),
-            n(Status::Failed),
-            n(Status::Waived)
+            e(&t.family),
+            family_title(&t.family).map(|t| format!(" <span class=\"muted\">{}</span>", e(t))).unwrap_or_default(),
+            t.run,
+            t.passed,
+            t.failed,
+            t.waived
         );
-        for s in SEVERITIES {
-            let count: usize = cases
-                .iter()
-                .filter(|c| c.severity == s && c.status == Status::Failed)
-                .map(|c| c.findings.len())
-                .sum();
+        for count in t.by_severity {
             let _ = write!(out, "<td class=\"n\">{count}</td>");
         }
         out.push_str("</tr>\n");

@@ -5,16 +5,7 @@
 
 use std::fmt::Write;
 
-use super::{Case, FindingRecord, Kind, RunReport, Status};
-use crate::checks::Severity;
-
-const SEVERITIES: [Severity; 5] = [
-    Severity::Critical,
-    Severity::High,
-    Severity::Medium,
-    Severity::Low,
-    Severity::Info,
-];
+use super::{Case, FindingRecord, Kind, RunReport, Status, SEVERITIES};
 
 /// The report as Markdown.
 pub fn render(report: &RunReport) -> String {
@@ -62,30 +53,17 @@ pub fn render(report: &RunReport) -> String {
         let _ = write!(out, " {} |", s.name());
     }
     out.push_str("\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
-    let mut families: Vec<&str> = Vec::new();
-    for case in &report.cases {
-        if !families.contains(&case.family.as_str()) {
-            families.push(&case.family);
-        }
-    }
-    for family in &families {
-        let cases: Vec<&Case> = report.cases.iter().filter(|c| c.family == *family).collect();
-        let n = |s: Status| cases.iter().filter(|c| c.status == s).count();
+    for t in report.tallies() {
         let _ = write!(
             out,
             "| {} | {} | {} | {} | {} |",
-            esc(family),
-            cases.len(),
-            n(Status::Passed),
-            n(Status::Failed),
-            n(Status::Waived)
+            esc(&t.family),
+            t.run,
+            t.passed,
+            t.failed,
+            t.waived
         );
-        for s in SEVERITIES {
-            let count: usize = cases
-                .iter()
-                .filter(|c| c.severity == s && c.status == Status::Failed)
-                .map(|c| c.findings.len())
-                .sum();
+        for count in t.by_severity {
             let _ = write!(out, " {count} |");
         }
         out.push('\n');

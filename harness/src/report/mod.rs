@@ -215,7 +215,83 @@ pub struct Meta {
     pub requests: u64,
 }
 
+/// Severities from the worst, as summary tables show them.
+pub const SEVERITIES: [Severity; 5] = [
+    Severity::Critical,
+    Severity::High,
+    Severity::Medium,
+    Severity::Low,
+    Severity::Info,
+];
+
+/// One row of a summary table: the cases of a family (or of every family).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// The family code (`TOTAL` for every case).
+    pub family: String,
+    /// Cases run.
+    pub run: usize,
+    /// Cases by status.
+    pub passed: usize,
+    /// Cases that failed.
+    pub failed: usize,
+    /// Cases waived.
+    pub waived: usize,
+    /// Findings of every case.
+    pub findings: usize,
+    /// Findings of waived cases.
+    pub waived_findings: usize,
+    /// Findings of failed cases, per severity in [`SEVERITIES`] order.
+    pub by_severity: [usize; 5],
+}
+
+impl Tally {
+    fn of(family: &str, cases: &[&Case]) -> Self {
+        let count = |s: Status| cases.iter().filter(|c| c.status == s).count();
+        let findings_where = |keep: &dyn Fn(&Case) -> bool| -> usize {
+            cases.iter().filter(|c| keep(c)).map(|c| c.findings.len()).sum()
+        };
+        let mut by_severity = [0; 5];
+        for (n, severity) in by_severity.iter_mut().zip(SEVERITIES) {
+            *n = findings_where(&|c| c.severity == severity && c.status == Status::Failed);
+        }
+        Self {
+            family: family.to_string(),
+            run: cases.len(),
+            passed: count(Status::Passed),
+            failed: count(Status::Failed),
+            waived: count(Status::Waived),
+            findings: findings_where(&|_| true),
+            waived_findings: findings_where(&|c| c.status == Status::Waived),
+            by_severity,
+        }
+    }
+}
+
 impl RunReport {
+    /// A row per family, in the order families first appear.
+    pub fn tallies(&self) -> Vec<Tally> {
+        let mut families: Vec<&str> = Vec::new();
+        for case in &self.cases {
+            if !families.contains(&case.family.as_str()) {
+                families.push(&case.family);
+            }
+        }
+        families
+            .into_iter()
+            .map(|family| {
+                let cases: Vec<&Case> = self.cases.iter().filter(|c| c.family == family).collect();
+                Tally::of(family, &cases)
+            })
+            .collect()
+    }
+
+    /// The row of every case.
+    pub fn total(&self) -> Tally {
+        let cases: Vec<&Case> = self.cases.iter().collect();
+        Tally::of("TOTAL", &cases)
+    }
+
     fn empty(kind: Kind, meta: &Meta) -> Self {
         Self {
             schema: SCHEMA.into(),

@@ -4,16 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{Case, FindingRecord, Kind, RunReport, Status};
-use crate::checks::Severity;
-
-const SEVERITIES: [Severity; 5] = [
-    Severity::Critical,
-    Severity::High,
-    Severity::Medium,
-    Severity::Low,
-    Severity::Info,
-];
+use super::{Case, FindingRecord, Kind, RunReport, Status, Tally};
 
 /// The summary. `unit` names what `report.requests` counts (`requests`,
 /// `statements`); `tail` ends the last line (`seed 42`).
@@ -28,37 +19,19 @@ pub fn render(report: &RunReport, unit: &str, tail: &str) -> String {
         "{:<8} {:>6} {:>9} {:>8} {:>5} {:>6} {:>4} {:>4} {:>6}",
         "FAMILY", cases_header, "FINDINGS", "CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO", "WAIVED"
     );
-    let mut families: Vec<&str> = Vec::new();
-    for case in &report.cases {
-        if !families.contains(&case.family.as_str()) {
-            families.push(&case.family);
-        }
-    }
-    let row = |out: &mut String, name: &str, cases: &[&Case]| {
-        let findings: usize = cases.iter().map(|c| c.findings.len()).sum();
-        let _ = write!(out, "{name:<8} {:>6} {findings:>9}", cases.len());
-        for (severity, width) in SEVERITIES.iter().zip([8, 5, 6, 4, 4]) {
-            let n: usize = cases
-                .iter()
-                .filter(|c| c.severity == *severity && c.status == Status::Failed)
-                .map(|c| c.findings.len())
-                .sum();
+    let row = |out: &mut String, t: &Tally| {
+        let _ = write!(out, "{:<8} {:>6} {:>9}", t.family, t.run, t.findings);
+        for (n, width) in t.by_severity.iter().zip([8, 5, 6, 4, 4]) {
             let _ = write!(out, " {n:>width$}");
         }
-        let waived: usize = cases
-            .iter()
-            .filter(|c| c.status == Status::Waived)
-            .map(|c| c.findings.len())
-            .sum();
-        let _ = writeln!(out, " {waived:>6}");
+        let _ = writeln!(out, " {:>6}", t.waived_findings);
     };
-    for family in &families {
-        let cases: Vec<&Case> = report.cases.iter().filter(|c| c.family == *family).collect();
-        row(&mut out, family, &cases);
+    let tallies = report.tallies();
+    for t in &tallies {
+        row(&mut out, t);
     }
-    if families.len() > 1 {
-        let cases: Vec<&Case> = report.cases.iter().collect();
-        row(&mut out, "TOTAL", &cases);
+    if tallies.len() > 1 {
+        row(&mut out, &report.total());
     }
     for (case, f) in report.findings() {
         let tag = match (case.status, f.known) {
