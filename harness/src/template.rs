@@ -336,6 +336,51 @@ fn walk_strings(value: &Value, f: &mut dyn FnMut(&str)) {
     }
 }
 
+/// `{{ name | f }}` with `name` renamed by `f`, filters kept.
+pub fn rename_placeholders(text: &str, f: &dyn Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let inner = &after[..end];
+        let mut parts = inner.split('|').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let filters: String = parts.map(|filter| format!(" | {filter}")).collect();
+        out.push_str(&format!("{{{{ {}{filters} }}}}", f(name)));
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A JSON pointer (`/result/data/0/id`) as a JSON path (`$.result.data[0].id`).
+pub fn pointer_to_path(pointer: &str) -> String {
+    let mut path = String::from("$");
+    if pointer.is_empty() {
+        return path;
+    }
+    for part in pointer.trim_start_matches('/').split('/') {
+        let part = part.replace("~1", "/").replace("~0", "~");
+        if !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()) {
+            path.push_str(&format!("[{part}]"));
+        } else if !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            path.push('.');
+            path.push_str(&part);
+        } else {
+            path.push_str(&format!(
+                "['{}']",
+                part.replace('\\', "\\\\").replace('\'', "\\'")
+            ));
+        }
+    }
+    path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

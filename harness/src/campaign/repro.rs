@@ -13,6 +13,7 @@ use crate::scenario::{
     Actor, Capture, Expect, Given, GivenOrg, GivenUser, Item, MembershipChange, Scenario, Step,
 };
 use crate::template::{self, QueryValue, RequestTemplate};
+use crate::template::{pointer_to_path, rename_placeholders as rename};
 
 /// The steps of one sequence.
 #[derive(Debug, Clone)]
@@ -45,51 +46,6 @@ pub enum IdentityStep {
         /// Admin after.
         admin: bool,
     },
-}
-
-/// `{{ name | f }}` with `name` renamed by `f`, filters kept.
-fn rename(text: &str, f: &dyn Fn(&str) -> String) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let inner = &after[..end];
-        let mut parts = inner.split('|').map(str::trim);
-        let name = parts.next().unwrap_or_default();
-        let filters: String = parts.map(|filter| format!(" | {filter}")).collect();
-        out.push_str(&format!("{{{{ {}{filters} }}}}", f(name)));
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// A JSON pointer (`/result/data/0/id`) as a JSON path (`$.result.data[0].id`).
-pub fn pointer_to_path(pointer: &str) -> String {
-    let mut path = String::from("$");
-    if pointer.is_empty() {
-        return path;
-    }
-    for part in pointer.trim_start_matches('/').split('/') {
-        let part = part.replace("~1", "/").replace("~0", "~");
-        if !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()) {
-            path.push_str(&format!("[{part}]"));
-        } else if !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            path.push('.');
-            path.push_str(&part);
-        } else {
-            path.push_str(&format!(
-                "['{}']",
-                part.replace('\\', "\\\\").replace('\'', "\\'")
-            ));
-        }
-    }
-    path
 }
 
 /// The JSON path of the first string in `value` equal to `needle`.

@@ -34,6 +34,7 @@ use crate::scenario::{
     Scenario, Step, StepOutcome,
 };
 use crate::session::Sessions;
+use crate::template::pointer_to_path;
 use mutate::{Case, Mutation, OpKind, Plan, Rng, Who};
 
 /// How long and how hard a fuzz run goes.
@@ -274,30 +275,6 @@ fn given(plan: &Plan, profile: &Profile) -> Given {
         ],
         resources,
     }
-}
-
-/// A JSON pointer (`/data/0/id`) as a JSON path (`$.data[0].id`).
-fn pointer_to_path(pointer: &str) -> String {
-    let mut path = String::from("$");
-    for part in pointer
-        .trim_start_matches('/')
-        .split('/')
-        .filter(|p| !p.is_empty())
-    {
-        let part = part.replace("~1", "/").replace("~0", "~");
-        if part.chars().all(|c| c.is_ascii_digit()) {
-            path.push_str(&format!("[{part}]"));
-        } else if part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            path.push('.');
-            path.push_str(&part);
-        } else {
-            path.push_str(&format!(
-                "['{}']",
-                part.replace('\\', "\\\\").replace('\'', "\\'")
-            ));
-        }
-    }
-    path
 }
 
 /// The case as a scenario step.

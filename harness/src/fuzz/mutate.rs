@@ -10,7 +10,7 @@
 use serde_json::{json, Value};
 
 use crate::profile::Profile;
-use crate::template::{Body, QueryValue, RequestTemplate};
+use crate::template::{rename_placeholders as rename, Body, QueryValue, RequestTemplate};
 
 /// A small seeded generator (SplitMix64): the same seed, the same cases.
 #[derive(Debug, Clone)]
@@ -622,27 +622,6 @@ fn changes(plan: &Plan, who: Who, op: usize, m: &Mutation) -> bool {
         ..bare.clone()
     };
     request(plan, &bare) != request(plan, &mutated)
-}
-
-/// `{{ name | f }}` with `name` renamed by `f`, filters kept.
-fn rename(text: &str, f: &dyn Fn(&str) -> String) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let mut parts = after[..end].split('|').map(str::trim);
-        let name = parts.next().unwrap_or_default();
-        let filters: String = parts.map(|filter| format!(" | {filter}")).collect();
-        out.push_str(&format!("{{{{ {}{filters} }}}}", f(name)));
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// The capture holding org `org`'s item of resource `r` (its id), and its canary.
