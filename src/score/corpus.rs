@@ -304,7 +304,7 @@ async fn run_job(job: &Job, flaw: Option<&FlawInfo>, admin_url: &str, fast: bool
     let mut verdict = match &job.scored {
         Scored::Tenantry => audit_run(flaw, job.seed, admin_url, fast).await,
         Scored::Scenarios(path) => scenario_run(path, flaw, job.seed, admin_url).await,
-        Scored::Tool(t) => tool::run(t, flaw.map(|f| f.name.as_str()), admin_url).await,
+        Scored::Tool(t) => tool::run(t, flaw.map(|f| f.name.as_str())).await,
     };
     verdict.seconds = started.elapsed().as_secs_f64();
     verdict

@@ -64,8 +64,9 @@ impl Tool {
     }
 }
 
-/// Runs `tool` against a stack with `flaw` (or clean).
-pub async fn run(tool: &Tool, flaw: Option<&str>, _admin_url: &str) -> Verdict {
+/// Runs `tool` against a stack with `flaw` (or clean), started in this
+/// process on a Postgres of its own.
+pub async fn run(tool: &Tool, flaw: Option<&str>) -> Verdict {
     let flaws: Vec<String> = flaw.map(String::from).into_iter().collect();
     let stack = match reference_stack::start(&flaws, Isolation::Both).await {
         Ok(stack) => stack,
