@@ -15,7 +15,7 @@ use crate::oracle::{CanarySource, NeedleKind, Oracle};
 use crate::profile::Profile;
 use crate::session::{SessionError, Sessions};
 use crate::template::{self, RenderError};
-use crate::tokens::catalogue::{self, Material};
+use crate::tokens::catalogue::{self, echoes_marker, Material, REFLECT_MARKER};
 use crate::tokens::listener::KeyUrlListener;
 use crate::tokens::{AttackerKeys, Case, Delivery, Judge, RsaKey};
 use crate::world::{OrgSpec, UserSpec, World, WorldSpec};
@@ -463,6 +463,14 @@ impl Runner<'_> {
             let mut failures = Vec::new();
             match case.judge {
                 Judge::MustRefuse => self.check(step, owner, &sent, &reply, &mut failures),
+                Judge::MustRefuseUnechoed => {
+                    self.check(step, owner, &sent, &reply, &mut failures);
+                    if echoes_marker(&reply) {
+                        failures.push(format!(
+                            "the answer echoes a claim of a token whose signature does not verify (`{REFLECT_MARKER}…`): claims are processed before the signature is checked"
+                        ));
+                    }
+                }
                 // Type fuzz over validly signed claims may be accepted; it
                 // must never crash the server.
                 Judge::NoServerError if reply.status >= 500 || reply.status == 0 => failures.push(format!(

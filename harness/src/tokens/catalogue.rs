@@ -30,7 +30,47 @@ pub enum Judge {
     /// Only a 5xx is a finding (type fuzz over validly signed claims: an
     /// optional claim set to null may well be accepted).
     NoServerError,
+    /// Must be refused, and the answer must not carry [`REFLECT_MARKER`]:
+    /// a claim echoed back from a token whose signature does not verify
+    /// was processed before the signature was checked (jwt_tool's "claim
+    /// processing order" check).
+    MustRefuseUnechoed,
 }
+
+/// The value planted in claims by the [`Judge::MustRefuseUnechoed`] cases.
+pub const REFLECT_MARKER: &str = "tenantry-reflect-";
+
+/// Whether `reply` (headers or body) carries [`REFLECT_MARKER`].
+pub fn echoes_marker(reply: &crate::client::Reply) -> bool {
+    let text = reply.scan_text();
+    text.windows(REFLECT_MARKER.len())
+        .any(|w| w == REFLECT_MARKER.as_bytes())
+}
+
+/// Header parameters jwt_tool's common-claims mode sets (its
+/// `common-headers.txt`).
+pub const COMMON_HEADERS: &[&str] = &["typ", "jku", "kid", "x5u", "x5t", "url"];
+
+/// Payload claims applications commonly read for identity and privilege,
+/// set by the common-claims cases (jwt_tool's `common-payloads.txt` idea).
+pub const COMMON_CLAIMS: &[&str] = &[
+    "sub",
+    "aud",
+    "jti",
+    "scope",
+    "role",
+    "roles",
+    "admin",
+    "is_admin",
+    "user",
+    "username",
+    "email",
+    "org_id",
+    "org_role",
+    "permissions",
+    "tenant",
+    "url",
+];
 
 /// How the token travels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -475,10 +515,139 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The cases of jwt_tool's all-tests mode that the families above do
+    /// not already make: its remaining `kid` injections, every header
+    /// parameter fuzzed (forced errors), common header and payload claims
+    /// set to odd values and to URLs (common claims), every claim set to a
+    /// URL (external interactions) and to a marker that must not be echoed
+    /// (claim processing order). All keep the original signature, so any
+    /// acceptance means the signature went unchecked.
+    fn jwt_tool_playbook(&mut self) {
+        let claims = self.jwt.claims.clone();
+        let cut = self.jwt.with_signature_text_cut(4);
+        self.push("TOK-001", "signature text cut by 4 characters", cut);
+        let header_kid = |kid: &str| header("HS256", Some(kid));
+        for (kid, secret, label) in [
+            ("", &b""[..], "blank kid, HS256 with an empty key"),
+            ("/invalid_path", b"", "kid /invalid_path, HS256 with an empty key"),
+            (
+                "|sleep 10",
+                b"",
+                "kid \"|sleep 10\" (command injection), HS256 with an empty key",
+            ),
+            (
+                "x' UNION SELECT '1';--",
+                b"1",
+                "kid SQL injection UNION SELECT '1', HS256 keyed with `1`",
+            ),
+        ] {
+            let token = self.hs(&header_kid(kid), &claims, secret);
+            self.push("TOK-011", label, token);
+        }
+        if let Some(urls) = self.m.key_urls {
+            let kid = format!("| curl {}", urls.ping("kid-rce"));
+            let token = self.hs(&header_kid(&kid), &claims, b"");
+            self.push(
+                "TOK-011",
+                "kid \"| curl <listener>\" (command injection), HS256 with an empty key",
+                token,
+            );
+        }
+
+        let values: [(&str, Value); 5] = [
+            ("null", Value::Null),
+            ("true", json!(true)),
+            ("false", json!(false)),
+            ("a string", json!("tenantry")),
+            ("0", json!(0)),
+        ];
+        let original = self.jwt.header.clone();
+        let with_header = |name: &str, value: &Value| {
+            let mut h = original.clone();
+            h.insert(name.to_string(), value.clone());
+            h
+        };
+        let mut header_names: Vec<String> = original.keys().cloned().collect();
+        header_names.extend(
+            COMMON_HEADERS
+                .iter()
+                .filter(|n| !original.contains_key(**n))
+                .map(|n| n.to_string()),
+        );
+        for name in &header_names {
+            for (label, value) in &values {
+                let token = self
+                    .jwt
+                    .with_original_signature(&with_header(name, value), &claims);
+                self.push(
+                    "TOK-012",
+                    format!("header `{name}` as {label} (original signature)"),
+                    token,
+                );
+            }
+        }
+        let mut claim_names: Vec<String> = claims.keys().cloned().collect();
+        claim_names.extend(
+            COMMON_CLAIMS
+                .iter()
+                .filter(|n| !claims.contains_key(**n))
+                .map(|n| n.to_string()),
+        );
+        for name in claim_names.iter().filter(|n| !claims.contains_key(n.as_str())) {
+            for (label, value) in &values {
+                let mut c = claims.clone();
+                c.insert(name.clone(), value.clone());
+                self.push(
+                    "TOK-012",
+                    format!("claim `{name}` added as {label} (original signature)"),
+                    self.unsigned(&c),
+                );
+            }
+        }
+        for name in claims.keys() {
+            let mut c = claims.clone();
+            c.insert(name.clone(), json!(format!("{REFLECT_MARKER}{name}")));
+            self.cases.push(Case {
+                judge: Judge::MustRefuseUnechoed,
+                ..Case::refuse(
+                    "TOK-001",
+                    format!(
+                        "claim `{name}` replaced with a marker that must not be echoed (original signature)"
+                    ),
+                    self.unsigned(&c),
+                )
+            });
+        }
+        let Some(urls) = self.m.key_urls else {
+            return;
+        };
+        for name in &header_names {
+            let url = json!(urls.ping(&format!("header-{name}")));
+            let token = self
+                .jwt
+                .with_original_signature(&with_header(name, &url), &claims);
+            self.push(
+                "TOK-010",
+                format!("header `{name}` -> the suite's listener (original signature)"),
+                token,
+            );
+        }
+        for name in &claim_names {
+            let mut c = claims.clone();
+            c.insert(name.clone(), json!(urls.ping(&format!("claim-{name}"))));
+            self.push(
+                "TOK-010",
+                format!("claim `{name}` -> the suite's listener (original signature)"),
+                self.unsigned(&c),
+            );
+        }
+    }
+
     fn type_fuzz(&mut self) -> Result<(), KeyError> {
-        let samples: [(&str, Value); 6] = [
+        let samples: [(&str, Value); 7] = [
             ("null", Value::Null),
             ("a bool", json!(true)),
+            ("false", json!(false)),
             ("a string", json!("tenantry")),
             ("a number", json!(0)),
             ("an array", json!([])),
@@ -804,6 +973,7 @@ pub fn build(m: &Material<'_>) -> Result<Vec<Case>, BuildError> {
     b.key_urls()?;
     b.kid_injection()?;
     b.type_fuzz()?;
+    b.jwt_tool_playbook();
     b.claims()?;
     let mut cases = b.cases;
     cases.sort_by_key(|c| c.check);
@@ -879,9 +1049,12 @@ mod tests {
     fn verifies_with(key: &RsaKey, token: &str) -> bool {
         let (input, sig) = token.rsplit_once('.').unwrap();
         let spki = PublicEncodings::from_jwk(&key.jwk()).unwrap();
-        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &spki.pkcs1_der)
-            .verify(input.as_bytes(), &unb64(sig).unwrap())
-            .is_ok()
+        // A signature that is not even base64url (a cut one) verifies with nothing.
+        unb64(sig).is_some_and(|sig| {
+            UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &spki.pkcs1_der)
+                .verify(input.as_bytes(), &sig)
+                .is_ok()
+        })
     }
 
     #[test]
@@ -1050,6 +1223,127 @@ mod tests {
         assert!(!all
             .iter()
             .any(|c| c.resigned && matches!(c.check, "TOK-022" | "TOK-023")));
+    }
+
+    /// Every case of jwt_tool's all-tests mode (playbook, forced errors,
+    /// common claims) has a counterpart here; docs/jwt_tool.md maps them.
+    #[tokio::test]
+    async fn jwt_tool_all_tests_cases_are_built() {
+        let f = fixture();
+        let listener = KeyUrlListener::start(json!({ "keys": [] }), "PEM".into())
+            .await
+            .unwrap();
+        let all = build(&Material {
+            token: &f.token,
+            jwks: &f.jwks,
+            attacker: &f.attacker,
+            signing_key: None,
+            key_urls: Some(&listener),
+            foreign_org: None,
+            now: NOW,
+        })
+        .unwrap();
+        let original = Jwt::parse(&f.token).unwrap();
+        let cut = token(find(&all, "TOK-001", "signature text cut by 4 characters"));
+        assert_eq!(format!("{cut}{}", &f.token[cut.len()..]), f.token);
+        assert_eq!(f.token.len() - cut.len(), 4);
+        // The playbook's kid injections, with its exact values and keys.
+        for (variant, kid, key) in [
+            ("blank kid, HS256 with an empty key", "", &b""[..]),
+            ("kid /invalid_path, HS256 with an empty key", "/invalid_path", b""),
+            (
+                "kid \"|sleep 10\" (command injection), HS256 with an empty key",
+                "|sleep 10",
+                b"",
+            ),
+            (
+                "kid SQL injection UNION SELECT '1', HS256 keyed with `1`",
+                "x' UNION SELECT '1';--",
+                b"1",
+            ),
+        ] {
+            let jwt = Jwt::parse(token(find(&all, "TOK-011", variant))).unwrap();
+            assert_eq!(jwt.kid(), Some(kid), "{variant}");
+            let input = jwt.signing_input(&jwt.header, &jwt.claims);
+            assert_eq!(jwt.signature, hs256(key, &input), "{variant}");
+        }
+        let rce = Jwt::parse(token(find(
+            &all,
+            "TOK-011",
+            "kid \"| curl <listener>\" (command injection), HS256 with an empty key",
+        )))
+        .unwrap();
+        assert_eq!(
+            rce.kid(),
+            Some(format!("| curl {}", listener.ping("kid-rce")).as_str())
+        );
+        // Forced errors: every header parameter as null, true, false, a string, 0.
+        for name in ["alg", "typ", "kid"] {
+            for label in ["null", "true", "false", "a string", "0"] {
+                let case = find(
+                    &all,
+                    "TOK-012",
+                    &format!("header `{name}` as {label} (original signature)"),
+                );
+                let jwt = Jwt::parse(token(case)).unwrap();
+                assert_eq!(jwt.signature, original.signature);
+                assert_eq!(jwt.claims, original.claims);
+            }
+        }
+        // Common claims: the common header names and payload claims, added.
+        for name in COMMON_HEADERS
+            .iter()
+            .filter(|n| !original.header.contains_key(**n))
+        {
+            find(
+                &all,
+                "TOK-012",
+                &format!("header `{name}` as 0 (original signature)"),
+            );
+            find(
+                &all,
+                "TOK-010",
+                &format!("header `{name}` -> the suite's listener (original signature)"),
+            );
+        }
+        for name in COMMON_CLAIMS
+            .iter()
+            .filter(|n| !original.claims.contains_key(**n))
+        {
+            let jwt = Jwt::parse(token(find(
+                &all,
+                "TOK-012",
+                &format!("claim `{name}` added as true (original signature)"),
+            )))
+            .unwrap();
+            assert_eq!(jwt.claims[*name], true);
+            find(
+                &all,
+                "TOK-010",
+                &format!("claim `{name}` -> the suite's listener (original signature)"),
+            );
+        }
+        // External interactions and claim processing order: every claim.
+        for name in original.claims.keys() {
+            let jwt = Jwt::parse(token(find(
+                &all,
+                "TOK-010",
+                &format!("claim `{name}` -> the suite's listener (original signature)"),
+            )))
+            .unwrap();
+            assert_eq!(jwt.claims[name], listener.ping(&format!("claim-{name}")));
+            let marker = find(
+                &all,
+                "TOK-001",
+                &format!(
+                    "claim `{name}` replaced with a marker that must not be echoed (original signature)"
+                ),
+            );
+            assert_eq!(marker.judge, Judge::MustRefuseUnechoed);
+            let jwt = Jwt::parse(token(marker)).unwrap();
+            assert_eq!(jwt.claims[name], format!("{REFLECT_MARKER}{name}"));
+            assert_eq!(jwt.signature, original.signature);
+        }
     }
 
     #[test]

@@ -99,6 +99,14 @@ impl Jwt {
         format!("{}.{}", self.encoded_header(header), self.encoded_claims(claims))
     }
 
+    /// The token as received, its signature's base64url text cut short by
+    /// `chars` characters (jwt_tool's "broken signature").
+    pub fn with_signature_text_cut(&self, chars: usize) -> String {
+        let sig = &self.raw[2];
+        let keep = sig.len().saturating_sub(chars);
+        format!("{}.{}.{}", self.raw[0], self.raw[1], &sig[..keep])
+    }
+
     /// `header.payload.signature` with the original signature kept: the
     /// claims or header are altered but not re-signed.
     pub fn with_original_signature(

@@ -2,6 +2,8 @@
 //! tokens point here. It serves the attacker's JWKS and certificate and
 //! records every fetch — a target that fetches a key URL named by a token is
 //! a finding even when it then refuses the token (it is an SSRF primitive).
+//! Any other URL a token carries (a claim or header set to a URL, a `kid`
+//! that would run `curl`) points at `/ping/<label>`, recorded the same way.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,11 @@ async fn serve_certificate(State(served): State<Arc<Served>>, Path(label): Path<
     served.certificate_pem.clone()
 }
 
+async fn serve_ping(State(served): State<Arc<Served>>, Path(label): Path<String>) -> &'static str {
+    record(&served, format!("/ping/{label}"));
+    "tenantry"
+}
+
 fn record(served: &Served, path: String) {
     served.hits.lock().unwrap_or_else(|p| p.into_inner()).push(path);
 }
@@ -60,6 +67,7 @@ impl KeyUrlListener {
         let app = axum::Router::new()
             .route("/jku/{label}", get(serve_jwks))
             .route("/x5u/{label}", get(serve_certificate))
+            .route("/ping/{label}", get(serve_ping))
             .with_state(Arc::clone(&served));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -87,6 +95,11 @@ impl KeyUrlListener {
         format!("{}/x5u/{label}", self.base)
     }
 
+    /// A URL that only records its fetch, for the case `label`.
+    pub fn ping(&self, label: &str) -> String {
+        format!("{}/ping/{label}", self.base)
+    }
+
     /// Paths fetched so far, in order.
     pub fn hits(&self) -> Vec<String> {
         self.served.hits.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -111,6 +124,10 @@ mod tests {
             .send(crate::client::Request::new("GET", listener.x5u("c2")))
             .await;
         assert_eq!(reply.body, b"PEM");
-        assert_eq!(listener.hits(), vec!["/jku/c1", "/x5u/c2"]);
+        let reply = client
+            .send(crate::client::Request::new("GET", listener.ping("c3")))
+            .await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(listener.hits(), vec!["/jku/c1", "/x5u/c2", "/ping/c3"]);
     }
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::catalogue::{self, BuildError, Case, Delivery, Judge, Material, FOREIGN_APP};
+use super::catalogue::{
+    self, echoes_marker, BuildError, Case, Delivery, Judge, Material, FOREIGN_APP, REFLECT_MARKER,
+};
 use super::keys::{AttackerKeys, KeyError, RsaKey};
 use super::listener::{KeyUrlListener, ListenerError};
 use crate::audit::{AuditError, Finding, Report};
@@ -234,7 +236,11 @@ pub async fn run(target: &TokenTarget, selection: &Selection) -> Result<SuiteRep
                 "{}: {probe} answered {} (a token must never crash the server)",
                 case.variant, reply.status
             )),
-            (Outcome::Accepted, Judge::MustRefuse) => {
+            _ if case.judge == Judge::MustRefuseUnechoed && echoes_marker(&reply) => Some(format!(
+                "{}: {probe} answered {} echoing a claim of a token whose signature does not verify (`{REFLECT_MARKER}…`): claims are processed before the signature is checked",
+                case.variant, reply.status
+            )),
+            (Outcome::Accepted, Judge::MustRefuse | Judge::MustRefuseUnechoed) => {
                 let body = String::from_utf8_lossy(&reply.body);
                 let leaked: Vec<&str> = target
                     .canaries
