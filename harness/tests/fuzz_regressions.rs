@@ -32,3 +32,22 @@ fn errors_carry_a_position_inside_the_file() {
         assert!(e.line <= text.lines().count().max(1), "{text:?}: {e:?}");
     }
 }
+
+/// `scenario_parse` (the CI smoke, 2026-11-29): a lone document marker
+/// (`---`, no newline) parses as an empty document whose null node the
+/// parser places on line 2; the "expected a scenario mapping" error named
+/// that line. It names the end of the file's only line now.
+#[test]
+fn an_empty_document_after_a_marker_is_reported_inside_the_file() {
+    for text in ["---", "--- ", "# c\n---", "---\n...", "...\n---"] {
+        let e = parse("f.yaml", text).unwrap_err();
+        let lines = text.lines().count().max(1);
+        assert!(
+            (1..=lines).contains(&e.line) && e.column >= 1,
+            "{text:?}: error at {}:{} in a {lines}-line file ({})",
+            e.line,
+            e.column,
+            e.message
+        );
+    }
+}

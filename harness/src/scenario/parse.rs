@@ -125,7 +125,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         users: Vec::new(),
         captures: Vec::new(),
     };
-    match root {
+    let scenario = match root {
         Some(root) => decoder.scenario(&root),
         None => Err(decoder.err(
             Pos { line: 1, column: 1 },
@@ -134,7 +134,23 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                 SCENARIO_KEYS.join(", ")
             ),
         )),
-    }
+    };
+    // Nodes the parser makes up at the end of input (the empty document of
+    // a lone `---`) sit past the last line; errors name a place in the file.
+    scenario.map_err(|e| {
+        let pos = yaml::inside(
+            text,
+            Pos {
+                line: e.line,
+                column: e.column,
+            },
+        );
+        ScenarioError {
+            line: pos.line,
+            column: pos.column,
+            ..e
+        }
+    })
 }
 
 /// Where a templated string is: requests may plant fresh canaries,

@@ -187,10 +187,11 @@ enum Open {
 }
 
 /// `pos`, or the end of the last line when `pos` lies past it: the scanner
-/// reports errors found at the end of input one line past the end (a fuzz
-/// finding), and an error must name a place in the file. Line breaks are
+/// reports errors found at the end of input one line past the end, and puts
+/// the empty document of a lone `---` there too (both fuzz findings); an
+/// error must name a place in the file. Line breaks are
 /// YAML's: `\n`, `\r\n` and a lone `\r`; a final break opens no line.
-fn inside(text: &str, pos: Pos) -> Pos {
+pub fn inside(text: &str, pos: Pos) -> Pos {
     let mut lines = 1;
     let mut last_len = 0;
     let mut chars = text.chars().peekable();
