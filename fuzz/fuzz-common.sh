@@ -1,7 +1,17 @@
 # Shared by scripts/fuzz-smoke and scripts/fuzz (sourced from fuzz/).
-# The build: nightly, release with debug assertions and overflow checks, no
-# sanitizer (every crate of ours forbids unsafe code; ASan would halve the
-# exec rate on a shared 2-core machine for no extra finding in safe Rust).
+# The build: nightly, no sanitizer (every crate of ours forbids unsafe code;
+# ASan would halve the exec rate on a shared 2-core machine for no extra
+# finding in safe Rust), with debug assertions and overflow checks.
+# FUZZ_PROFILE picks the profile: `release` (the default; long runs want the
+# exec rate) or `dev` (the smoke: a cold build takes ~2 min instead of ~15,
+# at a lower exec rate, which a bounded smoke run can afford).
+fuzz_profile_flags=()
+case "${FUZZ_PROFILE:-release}" in
+    release) ;;
+    dev) fuzz_profile_flags=(--dev) ;;
+    *) echo "error: FUZZ_PROFILE must be release or dev, not '${FUZZ_PROFILE}'" >&2; exit 2 ;;
+esac
+fuzz_flags="--sanitizer none${fuzz_profile_flags[*]:+ ${fuzz_profile_flags[*]}}"
 
 say() { printf '\n==> %s\n' "$*"; }
 
@@ -17,7 +27,7 @@ ensure_tools() {
 }
 
 build_targets() {
-    cargo +nightly fuzz build --sanitizer none "$@"
+    cargo +nightly fuzz build --sanitizer none "${fuzz_profile_flags[@]}" "$@"
 }
 
 # The dictionary of a target, if it has one.
@@ -41,7 +51,7 @@ run_target() {
     # One process (the same as -jobs=1, but logging to LOG, not fuzz-0.log).
     local args=(-print_final_stats=1 "$@")
     [ -n "$dict" ] && args+=("-dict=$dict")
-    cargo +nightly fuzz run --sanitizer none "$target" "$work" "corpus/$target" -- "${args[@]}" >"$log" 2>&1
+    cargo +nightly fuzz run --sanitizer none "${fuzz_profile_flags[@]}" "$target" "$work" "corpus/$target" -- "${args[@]}" >"$log" 2>&1
 }
 
 # The last status line (coverage, features, corpus, exec/s) of a run.
@@ -54,8 +64,8 @@ reproducer() {
     path=$(grep -oE "artifacts/$target/[A-Za-z0-9_-]+" "$log" | tail -1 || true)
     if [ -n "$path" ]; then
         echo "reproducer: fuzz/$path"
-        echo "replay:     cd fuzz && cargo +nightly fuzz run --sanitizer none $target $path"
-        echo "minimise:   cd fuzz && cargo +nightly fuzz tmin --sanitizer none $target $path"
+        echo "replay:     cd fuzz && cargo +nightly fuzz run $fuzz_flags $target $path"
+        echo "minimise:   cd fuzz && cargo +nightly fuzz tmin $fuzz_flags $target $path"
     else
         echo "no reproducer written; see the log"
     fi

@@ -377,6 +377,13 @@ async fn audit_run(flaw: Option<&FlawInfo>, seed: u64, admin_url: &str, fast: bo
         .filter_map(|id| id.split('-').next().map(String::from))
         .collect();
     families.dedup();
+    // The exit code must agree with the report: a CI gate reads only the code.
+    if (code == Some(1)) != !found.is_empty() {
+        return failed(format!(
+            "the audit exited {code:?} with {} finding(s) in its report",
+            found.len()
+        ));
+    }
     let flagged = match flaw {
         Some(flaw) => found.iter().any(|c| flaw.expected_checks.contains(c)),
         None => !found.is_empty(),
