@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod audit_cmd;
+mod bench_cmd;
 mod checks_cmd;
 mod db_audit_cmd;
 mod fuzz_cmd;
@@ -53,6 +54,12 @@ enum Command {
     /// Exit 0: tenantry caught every flaw with no false alarm; 1: it did not; 2: could
     /// not run. Needs a build with the `inject` feature.
     Score(score::ScoreArgs),
+    /// Benchmark targets side by side: the same load (the profile's read-only requests with
+    /// real sessions over several orgs) against each target (profiles, or reference stacks
+    /// per --reference isolation mode), one after another; throughput, p50/p90/p99
+    /// latency, errors, 429 accuracy; table, JSON, Markdown, SVG chart. Exit 0: measured;
+    /// 2: bad input or could not run.
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +96,15 @@ fn main() -> ExitCode {
             match with_runtime(
                 "warn,tenantry=info,tenantry_reference=off,tower_http=off",
                 fuzz_cmd::run(args),
+            ) {
+                Ok(code) => return ExitCode::from(code),
+                Err(e) => Err(e),
+            }
+        }
+        Command::Bench(args) => {
+            match with_runtime(
+                "warn,tenantry=info,tenantry_reference=off,tower_http=off",
+                bench_cmd::run(args),
             ) {
                 Ok(code) => return ExitCode::from(code),
                 Err(e) => Err(e),

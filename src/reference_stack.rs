@@ -142,11 +142,12 @@ pub async fn start(flaws: &[String], isolation: Isolation) -> anyhow::Result<Sta
         None
     };
     eprintln!(
-        "no --target: starting the reference stack (ephemeral Postgres; {})",
+        "starting the reference stack ({} isolation; ephemeral Postgres; {}; limits raised so the harness's own traffic is not throttled)",
+        isolation,
         if redis.is_some() {
-            "ephemeral Redis for rate limits and OAuth state; limits raised so the audit is not throttled"
+            "ephemeral Redis for rate limits and OAuth state"
         } else {
-            "redis-server is not installed, so rate limits and OAuth state use the in-process stores; limits raised so the audit is not throttled"
+            "redis-server is not installed, so rate limits and OAuth state use the in-process stores"
         }
     );
     let pg = Arc::new(Postgres::start().await.context("starting Postgres")?);
