@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -214,6 +214,48 @@ pub struct Verifier {
     flaws: crate::inject::Flaws,
 }
 
+/// The length of `.signature` at the end of a three-part token.
+fn signature_text_len(token: &str) -> usize {
+    token.rfind('.').map_or(0, |dot| token.len() - dot)
+}
+
+/// The payload as a JSON object whose members are all distinct: a claim
+/// given twice is refused, not resolved first-wins or last-wins, since two
+/// readers of one token must never see different claims.
+fn claims_object(part: &str) -> Result<Value, TokenRejected> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenRejected::Malformed)?;
+    let DistinctObject(map) = serde_json::from_slice(&bytes).map_err(|_| TokenRejected::Malformed)?;
+    Ok(Value::Object(map))
+}
+
+/// A JSON object, refused when a member name repeats.
+struct DistinctObject(serde_json::Map<String, Value>);
+
+impl<'de> Deserialize<'de> for DistinctObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = DistinctObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object with distinct member names")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+                let mut map = serde_json::Map::new();
+                while let Some((name, value)) = access.next_entry::<String, Value>()? {
+                    if map.contains_key(&name) {
+                        return Err(serde::de::Error::custom(format!("member `{name}` repeats")));
+                    }
+                    map.insert(name, value);
+                }
+                Ok(DistinctObject(map))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
 fn b64_json(part: &str) -> Result<Value, TokenRejected> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(part)
@@ -274,20 +316,16 @@ impl Verifier {
             Some(Value::String(kid)) => self.keys.find(kid).ok_or(TokenRejected::UnknownKey)?,
             _ => return Err(TokenRejected::UnknownKey),
         };
-        let mut validation = Validation::new(Algorithm::RS256);
-        // Claims are checked below with typed reasons; here only the signature.
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        let data =
-            jsonwebtoken::decode::<Value>(token, key.decoding_key(), &validation).map_err(|e| {
-                match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenRejected::BadSignature,
-                    _ => TokenRejected::Malformed,
-                }
-            })?;
-        self.check_claims(data.claims, now)
+        // The signature over exactly the received `header.payload` bytes,
+        // with the key parsed once; only then is the payload decoded.
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| TokenRejected::Malformed)?;
+        let signed = &token[..token.len() - signature_text_len(token)];
+        if !key.verifies_rs256(signed.as_bytes(), &signature) {
+            return Err(TokenRejected::BadSignature);
+        }
+        self.check_claims(claims_object(payload)?, now)
     }
 
     /// `jwt-alg-none` and `jwt-hs256-confusion`: the classic ways a verifier
@@ -306,7 +344,7 @@ impl Verifier {
         }
         if self.flaws.has(Flaw::JwtHs256Confusion) && alg == "HS256" {
             let key = jsonwebtoken::DecodingKey::from_secret(self.keys.active().public_pem().as_bytes());
-            let mut validation = Validation::new(Algorithm::HS256);
+            let mut validation = jsonwebtoken::Validation::new(Algorithm::HS256);
             validation.required_spec_claims.clear();
             validation.validate_exp = false;
             validation.validate_nbf = false;
@@ -447,6 +485,53 @@ mod tests {
         assert!(verifier.verify(&token, NOW).is_ok());
         let fresh = mint(&ring.active(), &claims()).unwrap();
         assert!(verifier.verify(&fresh, NOW).is_ok());
+    }
+
+    /// The signature covers the exact received bytes; a claim given twice
+    /// is refused even when validly signed; a signature that is not
+    /// base64url is malformed, not merely bad.
+    #[test]
+    fn the_signature_covers_the_received_bytes_and_claims_are_distinct() {
+        let (ring, verifier) = setup();
+        let key = ring.active();
+        let sign_text = |payload: &str| {
+            let h = b64(&header(&ring));
+            let p = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload);
+            let message = format!("{h}.{p}");
+            let signature =
+                jsonwebtoken::crypto::sign(message.as_bytes(), key.encoding_key(), Algorithm::RS256).unwrap();
+            format!("{message}.{signature}")
+        };
+        let good = serde_json::to_string(&claims()).unwrap();
+        let token = sign_text(&good);
+        assert!(verifier.verify(&token, NOW).is_ok());
+        // `sub` twice, the second naming another user: signed, still refused.
+        let doubled = format!("{},\"sub\":\"user_2\"}}", good.trim_end_matches('}'));
+        assert_eq!(
+            verifier.verify(&sign_text(&doubled), NOW),
+            Err(TokenRejected::Malformed)
+        );
+        // A valid signature moved onto other claims does not verify.
+        let (_, signature) = token.rsplit_once('.').unwrap();
+        let other = sign_text(&good.replace("user_1", "user_2"));
+        let (signed, _) = other.rsplit_once('.').unwrap();
+        assert_eq!(
+            verifier.verify(&format!("{signed}.{signature}"), NOW),
+            Err(TokenRejected::BadSignature)
+        );
+        // Padding or standard-alphabet characters in the signature are not base64url.
+        assert_eq!(
+            verifier.verify(&format!("{token}="), NOW),
+            Err(TokenRejected::Malformed)
+        );
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let standard = signature.replace('-', "+").replace('_', "/");
+        if standard != signature {
+            assert_eq!(
+                verifier.verify(&format!("{signed}.{standard}"), NOW),
+                Err(TokenRejected::Malformed)
+            );
+        }
     }
 
     #[test]
