@@ -214,6 +214,12 @@ pub struct Verifier {
     flaws: crate::inject::Flaws,
 }
 
+/// The `kid` a token's header names, read without verifying anything.
+pub fn header_kid(token: &str) -> Option<String> {
+    let header = b64_json(token.split('.').next()?).ok()?;
+    header.get("kid")?.as_str().map(String::from)
+}
+
 /// The length of `.signature` at the end of a three-part token.
 fn signature_text_len(token: &str) -> usize {
     token.rfind('.').map_or(0, |dot| token.len() - dot)
@@ -356,6 +362,28 @@ impl Verifier {
         Ok(None)
     }
 
+    /// The time claims at `now`, within the leeway: what changes between two
+    /// checks of one token (a cache of verified tokens re-runs only this).
+    pub fn check_times(&self, exp: i64, nbf: i64, iat: i64, now: i64) -> Result<(), TokenRejected> {
+        let leeway = self.config.leeway_secs;
+        if now > exp.saturating_add(leeway) && !flaw!(self.flaws, JwtSkipExp) {
+            return Err(TokenRejected::Expired);
+        }
+        if nbf > now.saturating_add(leeway) {
+            return Err(TokenRejected::NotYetValid);
+        }
+        if iat > now.saturating_add(leeway) {
+            return Err(TokenRejected::IssuedInFuture);
+        }
+        Ok(())
+    }
+
+    /// Whether the ring still holds the key `kid` (rotated-out keys leave it
+    /// after the overlap).
+    pub fn knows_key(&self, kid: &str) -> bool {
+        self.keys.find(kid).is_some()
+    }
+
     fn check_claims(&self, claims: Value, now: i64) -> Result<SessionClaims, TokenRejected> {
         let object = claims.as_object().ok_or(TokenRejected::Malformed)?;
         let int = |name: &'static str| match object.get(name) {
@@ -366,17 +394,7 @@ impl Verifier {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
             _ => Err(TokenRejected::BadClaim(name)),
         };
-        let leeway = self.config.leeway_secs;
-        let (exp, nbf, iat) = (int("exp")?, int("nbf")?, int("iat")?);
-        if now > exp.saturating_add(leeway) && !flaw!(self.flaws, JwtSkipExp) {
-            return Err(TokenRejected::Expired);
-        }
-        if nbf > now.saturating_add(leeway) {
-            return Err(TokenRejected::NotYetValid);
-        }
-        if iat > now.saturating_add(leeway) {
-            return Err(TokenRejected::IssuedInFuture);
-        }
+        self.check_times(int("exp")?, int("nbf")?, int("iat")?, now)?;
         if text("iss")? != self.config.issuer {
             return Err(TokenRejected::WrongIssuer);
         }

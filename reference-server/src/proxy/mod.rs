@@ -5,7 +5,9 @@
 //!    cookie — when both are present they must be the same token, otherwise
 //!    the request is refused (no precedence game between them);
 //! 2. verifies it ([`Verifier`]: RS256 allow-list, known `kid`, time claims,
-//!    issuer, authorized party, session kind and status);
+//!    issuer, authorized party, session kind and status) — a token that
+//!    verified before is taken from the [`token_cache`], its time claims and
+//!    key checked again;
 //! 3. requires an active organization in the token;
 //! 4. runs the [`org_guard`] over path, query, headers, cookies and body;
 //! 5. only then inserts the [`Tenant`] the handler extracts.
@@ -14,6 +16,7 @@
 //! client sees a problem body that reveals nothing about which check failed.
 
 pub mod org_guard;
+pub mod token_cache;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -89,6 +92,7 @@ impl AuthRejected {
 #[derive(Debug)]
 pub struct Proxy {
     verifier: Verifier,
+    verified: token_cache::TokenCache,
     max_body_bytes: usize,
     keys: Option<Arc<crate::identity::service::Identity>>,
     #[cfg(feature = "inject")]
@@ -100,6 +104,7 @@ impl Proxy {
     pub fn new(verifier: Verifier, max_body_bytes: usize) -> Self {
         Self {
             verifier,
+            verified: token_cache::TokenCache::default(),
             max_body_bytes,
             keys: None,
             #[cfg(feature = "inject")]
@@ -124,14 +129,21 @@ impl Proxy {
 
     /// Verifies `token`, refreshing the keys once if its `kid` is unknown.
     pub async fn verify(&self, token: &str) -> Result<SessionClaims, AuthRejected> {
-        match self.verifier.verify(token, now()) {
+        let now = now();
+        let verified = self
+            .verified
+            .verify(&self.verifier, token, now, || self.verifier.verify(token, now));
+        match verified {
             Err(TokenRejected::UnknownKey) => {
                 let refreshed = match &self.keys {
                     Some(identity) => identity.refresh_keys_if_due().await,
                     None => false,
                 };
                 if refreshed {
-                    Ok(self.verifier.verify(token, now())?)
+                    let now = self::now();
+                    Ok(self
+                        .verified
+                        .verify(&self.verifier, token, now, || self.verifier.verify(token, now))?)
                 } else {
                     Err(TokenRejected::UnknownKey.into())
                 }
@@ -316,8 +328,10 @@ async fn admit(proxy: &Proxy, request: Request) -> Result<Request, AuthRejected>
 pub async fn signed_in_layer(State(proxy): State<Arc<Proxy>>, mut request: Request, next: Next) -> Response {
     request.extensions_mut().remove::<Tenant>();
     request.extensions_mut().remove::<SignedIn>();
-    let verified =
-        session_token(request.headers()).and_then(|token| Ok(proxy.verifier.verify(&token, now())?));
+    let verified = match session_token(request.headers()) {
+        Ok(token) => proxy.verify(&token).await,
+        Err(e) => Err(e),
+    };
     match verified {
         Ok(claims) => {
             let Some(session_id) = claims.sid.clone() else {
