@@ -1,13 +1,26 @@
-//! Rate-limit decisions: the Redis store (one EVALSHA per decision on a
-//! multiplexed connection) at 1, 16 and 64 concurrent callers, next to
-//! `redis-benchmark` driving the same script with EVALSHA at the same
-//! concurrency against the same Redis in the same run — the store's
-//! physical ceiling without pipelining. Plus the in-process store.
+//! Rate-limit decisions, side by side in one run:
 //!
-//! The comparison uses the fixed-window script with a limit no caller
-//! reaches, so both sides run the same path (HMGET, HSET, PEXPIRE) on the
-//! same key. `redis_benchmark_c<N>.json` next to criterion's output holds
-//! redis-benchmark's rate; `scripts/bench-ratios ratelimit` prints the ratios.
+//! - `ratelimit_redis`: the Redis store (decisions queued and sent in
+//!   opportunistic batches, one EVALSHA per batch) for each algorithm at 1,
+//!   16 and 64 concurrent callers on a multi-thread runtime (as `tenantry
+//!   serve` runs), and at 64 callers on a current-thread runtime (one client
+//!   thread, the budget Node gives rate-limiter-flexible); next to
+//!   `redis-benchmark` driving the same script on the same Redis: one
+//!   decision per EVALSHA unpipelined at the same concurrency
+//!   (`redis_benchmark_c<N>.json`), pipelined 16 deep at 64 clients
+//!   (`redis_benchmark_c64_P16.json`), and batches of 64 decisions per
+//!   EVALSHA from one client (`redis_benchmark_batch64.json`, decisions/s):
+//!   the ceilings without and with batching.
+//! - `ratelimit_limiter`: the whole `Limiter::check` (bypass lookup, store,
+//!   metrics) for an org on the bypass list — no store call at all — and for
+//!   an ordinary org on the in-process and on the Redis store.
+//! - `ratelimit_memory`: the in-process store alone.
+//!
+//! The fixed-window comparison uses a limit no caller reaches on one key, so
+//! the store and redis-benchmark run the same admitting path (HMGET, HSET,
+//! PEXPIRE); the sliding window spreads callers over 1 000 orgs with a limit
+//! of 100 per minute, so admissions and refusals both occur.
+//! `scripts/bench-ratios ratelimit` prints the ratios.
 //!
 //! `cargo bench -p tenantry-benches --bench ratelimit`
 
@@ -17,7 +30,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tenantry_harness::services::Redis;
-use tenantry_reference::ratelimit::{key as store_key, Algorithm, MemoryStore, Policy, RedisStore};
+use tenantry_reference::metrics::Metrics;
+use tenantry_reference::ratelimit::{
+    key as store_key, Algorithm, Bypass, Limiter, MemoryStore, Outcome, Policy, RedisStore, Store,
+};
 
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
 
@@ -25,22 +41,28 @@ fn comparison_policy() -> Policy {
     Policy::new("bench", 1_000_000_000, Duration::from_secs(60)).algorithm(Algorithm::FixedWindow)
 }
 
-/// Runs redis-benchmark with EVALSHA of our script; returns requests/s.
-fn redis_benchmark(port: u16, clients: usize, sha: &str, key: &str, policy: &Policy) -> Option<f64> {
-    let requests = (20_000 * clients.min(16)).to_string();
+fn sliding_policy() -> Policy {
+    Policy::new("bench-sliding", 100, Duration::from_secs(60))
+}
+
+/// Runs redis-benchmark with EVALSHA of the store's script, `copies`
+/// decisions per call; returns calls/s.
+fn redis_benchmark(
+    port: u16,
+    clients: usize,
+    pipeline: usize,
+    copies: usize,
+    sha: &str,
+    key: &str,
+) -> Option<f64> {
+    let requests = (20_000 * clients.min(16) * pipeline / copies)
+        .max(2_000)
+        .to_string();
     let output = Command::new("redis-benchmark")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-c",
-            &clients.to_string(),
-        ])
-        .args(["-n", &requests, "--csv", "EVALSHA", sha, "1", key])
-        .arg(policy.limit.to_string())
-        .arg(policy.window_ms().to_string())
-        .arg("1")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-c", &clients.to_string(), "-P", &pipeline.to_string()])
+        .args(["-n", &requests, "--csv", "EVALSHA", sha])
+        .args(RedisStore::script_args(key, &comparison_policy(), copies))
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
@@ -51,7 +73,7 @@ fn redis_benchmark(port: u16, clients: usize, sha: &str, key: &str, policy: &Pol
 /// `iters` decisions spread over `clients` concurrent callers (caller `w`'s
 /// decision `i` is for `key_of(policy, w, i)`); the time, scaled to `iters`.
 async fn drive(
-    store: Arc<RedisStore>,
+    store: RedisStore,
     policy: Arc<Policy>,
     clients: usize,
     iters: u64,
@@ -61,7 +83,7 @@ async fn drive(
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|w| {
-            let (store, policy) = (Arc::clone(&store), Arc::clone(&policy));
+            let (store, policy) = (store.clone(), Arc::clone(&policy));
             tokio::spawn(async move {
                 for i in 0..per_client {
                     store
@@ -80,22 +102,40 @@ async fn drive(
         .mul_f64(iters as f64 / (per_client * clients as u64) as f64)
 }
 
+fn one_key(p: &Policy, _: usize, _: u64) -> String {
+    store_key("org_bench", &p.name)
+}
+
+fn thousand_orgs(p: &Policy, w: usize, i: u64) -> String {
+    store_key(&format!("org_{}", (i as usize * 31 + w) % 1000), &p.name)
+}
+
+fn write_rate(out_dir: &std::path::Path, name: &str, json: String) {
+    let _ = std::fs::write(out_dir.join(format!("{name}.json")), json);
+}
+
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (redis, store) = rt.block_on(async {
-        let redis = Redis::start().await.expect("redis-server for the bench");
-        let store = RedisStore::connect(redis.url()).await.expect("connect");
-        (redis, Arc::new(store))
-    });
+    let rt = tokio::runtime::Runtime::new().expect("a Tokio runtime");
+    let one_thread = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread Tokio runtime");
+    let redis = rt.block_on(Redis::start()).expect("redis-server for the bench");
+    // A store per runtime: its batching task runs where it was connected.
+    let store = rt.block_on(RedisStore::connect(redis.url())).expect("connect");
+    let store_one_thread = one_thread
+        .block_on(RedisStore::connect(redis.url()))
+        .expect("connect");
     let port: u16 = redis
         .url()
         .rsplit(':')
         .next()
         .and_then(|p| p.trim_end_matches('/').parse().ok())
         .expect("a port in the Redis URL");
-    let policy = Arc::new(comparison_policy());
-    let key = store_key("org_bench", &policy.name);
-    let sha = store.script_sha(Algorithm::FixedWindow).to_string();
+    let fixed = Arc::new(comparison_policy());
+    let sliding = Arc::new(sliding_policy());
+    let key = store_key("org_bench", &fixed.name);
+    let sha = store.script_sha().to_string();
     let out_dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion/ratelimit_redis");
     let _ = std::fs::create_dir_all(&out_dir);
@@ -107,46 +147,116 @@ fn bench(c: &mut Criterion) {
             BenchmarkId::new("store_fixed_window", clients),
             &clients,
             |b, &clients| {
-                // One key: the path redis-benchmark drives too.
-                b.to_async(&rt).iter_custom(|iters| {
-                    drive(
-                        Arc::clone(&store),
-                        Arc::clone(&policy),
-                        clients,
-                        iters,
-                        |p, _, _| store_key("org_bench", &p.name),
-                    )
-                });
+                b.to_async(&rt)
+                    .iter_custom(|iters| drive(store.clone(), Arc::clone(&fixed), clients, iters, one_key));
             },
         );
-        let sliding = Arc::new(Policy::new("bench-sliding", 100, Duration::from_secs(60)));
         group.bench_with_input(
             BenchmarkId::new("store_sliding_window", clients),
             &clients,
             |b, &clients| {
-                // 1000 orgs, so admissions and refusals both occur.
                 b.to_async(&rt).iter_custom(|iters| {
-                    drive(
-                        Arc::clone(&store),
-                        Arc::clone(&sliding),
-                        clients,
-                        iters,
-                        |p, w, i| store_key(&format!("org_{}", (i as usize * 31 + w) % 1000), &p.name),
-                    )
+                    drive(store.clone(), Arc::clone(&sliding), clients, iters, thousand_orgs)
                 });
             },
         );
-        if let Some(rps) = redis_benchmark(port, clients, &sha, &key, &policy) {
-            println!("redis-benchmark EVALSHA -c {clients}: {rps:.0} requests/s");
-            let _ = std::fs::write(
-                out_dir.join(format!("redis_benchmark_c{clients}.json")),
-                format!("{{\"clients\":{clients},\"rps\":{rps}}}"),
-            );
-        } else {
-            println!("redis-benchmark not available: no ceiling measured at -c {clients}");
+        match redis_benchmark(port, clients, 1, 1, &sha, &key) {
+            Some(rps) => {
+                println!("redis-benchmark EVALSHA -c {clients}: {rps:.0} decisions/s");
+                write_rate(
+                    &out_dir,
+                    &format!("redis_benchmark_c{clients}"),
+                    format!("{{\"clients\":{clients},\"rps\":{rps}}}"),
+                );
+            }
+            None => println!("redis-benchmark not available: no ceiling measured at -c {clients}"),
         }
     }
+    for (name, policy, key_of) in [
+        (
+            "store_fixed_window_one_thread",
+            &fixed,
+            one_key as fn(&Policy, usize, u64) -> String,
+        ),
+        ("store_sliding_window_one_thread", &sliding, thousand_orgs),
+    ] {
+        group.bench_with_input(BenchmarkId::new(name, 64), &64, |b, &clients| {
+            b.to_async(&one_thread).iter_custom(|iters| {
+                drive(
+                    store_one_thread.clone(),
+                    Arc::clone(policy),
+                    clients,
+                    iters,
+                    key_of,
+                )
+            });
+        });
+    }
+    if let Some(rps) = redis_benchmark(port, 64, 16, 1, &sha, &key) {
+        println!("redis-benchmark EVALSHA -c 64 -P 16: {rps:.0} decisions/s");
+        write_rate(
+            &out_dir,
+            "redis_benchmark_c64_P16",
+            format!("{{\"clients\":64,\"pipeline\":16,\"rps\":{rps}}}"),
+        );
+    }
+    if let Some(calls) = redis_benchmark(port, 1, 1, 64, &sha, &key) {
+        let rps = calls * 64.0;
+        println!("redis-benchmark EVALSHA of 64-decision batches -c 1: {rps:.0} decisions/s");
+        write_rate(
+            &out_dir,
+            "redis_benchmark_batch64",
+            format!("{{\"clients\":1,\"batch\":64,\"rps\":{rps}}}"),
+        );
+    }
     group.finish();
+
+    // The limiter's check: a bypassed org never reaches the store.
+    let metrics = Arc::new(Metrics::default());
+    let bypass = Arc::new(Bypass::new(["org_vip".to_string()]));
+    let read =
+        Policy::new("api.read", 1_000_000_000, Duration::from_secs(60)).algorithm(Algorithm::FixedWindow);
+    let timeout = Duration::from_secs(1);
+    let on_memory = Limiter::new(
+        Store::Memory(Arc::new(MemoryStore::new())),
+        Arc::clone(&bypass),
+        timeout,
+        Arc::clone(&metrics),
+    );
+    let on_redis = Limiter::new(
+        Store::Redis(store.clone()),
+        Arc::clone(&bypass),
+        timeout,
+        Arc::clone(&metrics),
+    );
+    let stats = metrics.register_policy(&read.name);
+    let mut group = c.benchmark_group("ratelimit_limiter");
+    group.throughput(Throughput::Elements(1));
+    let cases = [
+        ("bypassed_org", &on_redis, "org_vip"),
+        ("memory_store", &on_memory, "org_plain"),
+        ("redis_store", &on_redis, "org_plain"),
+    ];
+    for (name, limiter, org) in cases {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let outcome = limiter.check(&read, &stats, org, org).await;
+                assert!(
+                    matches!(outcome, Outcome::Bypassed | Outcome::Allowed(_)),
+                    "{name}: {outcome:?}"
+                );
+                outcome
+            })
+        });
+    }
+    group.finish();
+    let [_, _, bypassed, failed_open, failed_closed, store_errors] = stats.counts();
+    assert!(bypassed > 0, "the bypass case never took the bypass path");
+    assert_eq!(
+        (failed_open, failed_closed, store_errors),
+        (0, 0, 0),
+        "the store failed"
+    );
 
     let memory = MemoryStore::new();
     let keys: Vec<String> = (0..1000)
@@ -165,6 +275,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+    drop((store, store_one_thread));
     drop(redis);
 }
 

@@ -228,3 +228,187 @@ async fn a_flushed_script_cache_is_reloaded_transparently() {
         .unwrap();
     assert!(ttl > 0 && ttl <= rl::READ_WINDOW.as_millis() as i64, "{ttl}");
 }
+
+/// `INFO` field `field` of `section` (0 when absent).
+async fn info_count(connection: &mut redis::aio::MultiplexedConnection, section: &str, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(connection)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.split('=').nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Per org: the `remaining` of every admission, sorted (exact admissions
+/// in queue order make it 0, 1, …, limit - 1).
+fn remaining_by_org(
+    decisions: &[(usize, tenantry_reference::ratelimit::Decision)],
+    orgs: usize,
+) -> Vec<Vec<u32>> {
+    let mut by_org = vec![Vec::new(); orgs];
+    for (org, decision) in decisions {
+        if decision.allowed {
+            by_org[*org].push(decision.remaining);
+        }
+    }
+    for remaining in &mut by_org {
+        remaining.sort_unstable();
+    }
+    by_org
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_decisions_for_many_orgs_admit_exactly_each_orgs_limit() {
+    use tenantry_reference::ratelimit::{key, Algorithm, Policy, RedisStore};
+    let redis = tenantry_harness::services::Redis::start().await.unwrap();
+    let store = RedisStore::connect(redis.url()).await.unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    const ORGS: usize = 7;
+    const PER_ORG: usize = 300;
+    const LIMIT: u32 = 37;
+    // Windows long enough that no boundary falls inside the test (the
+    // fixed window's aligned boundary would otherwise allow 2 x limit).
+    for algorithm in [Algorithm::SlidingWindow, Algorithm::FixedWindow] {
+        let policy =
+            Policy::new(algorithm.name(), LIMIT, Duration::from_secs(24 * 3600)).algorithm(algorithm);
+        let calls_before = info_count(&mut admin, "commandstats", "cmdstat_evalsha:").await;
+        let tasks: Vec<_> = (0..ORGS * PER_ORG)
+            .map(|i| {
+                let (store, policy) = (store.clone(), policy.clone());
+                let org = i % ORGS;
+                tokio::spawn(async move {
+                    let decision = store
+                        .decide(&key(&format!("org_batch_{org}"), &policy.name), &policy)
+                        .await;
+                    (org, decision)
+                })
+            })
+            .collect();
+        let mut decisions = Vec::new();
+        for task in futures::future::join_all(tasks).await {
+            let (org, decision) = task.unwrap();
+            decisions.push((org, decision.expect("a decision")));
+        }
+        let expected: Vec<u32> = (0..LIMIT).collect();
+        for (org, remaining) in remaining_by_org(&decisions, ORGS).iter().enumerate() {
+            assert_eq!(remaining, &expected, "{} org {org}", algorithm.name());
+        }
+        let calls = info_count(&mut admin, "commandstats", "cmdstat_evalsha:").await - calls_before;
+        assert!(
+            calls * 4 <= (ORGS * PER_ORG) as u64,
+            "{}: {calls} EVALSHA calls for {} decisions: not batched",
+            algorithm.name(),
+            ORGS * PER_ORG
+        );
+        // Each key carries a TTL of at most one window.
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(key("org_batch_0", &policy.name))
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert!(ttl > 0 && ttl <= policy.window_ms() as i64, "{ttl}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_flush_in_the_middle_of_batched_load_is_recovered() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tenantry_reference::ratelimit::{key, Policy, RedisStore};
+    let redis = tenantry_harness::services::Redis::start().await.unwrap();
+    let store = RedisStore::connect(redis.url()).await.unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    const ORGS: usize = 5;
+    const CALLERS: usize = 64;
+    const EACH: usize = 60;
+    const LIMIT: u32 = 500;
+    let policy = Policy::new("noscript", LIMIT, Duration::from_secs(24 * 3600));
+    let done = Arc::new(AtomicUsize::new(0));
+    let noscript_before = info_count(&mut admin, "errorstats", "errorstat_NOSCRIPT:").await;
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|c| {
+            let (store, policy, done) = (store.clone(), policy.clone(), Arc::clone(&done));
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for i in 0..EACH {
+                    let org = (c + i) % ORGS;
+                    let decision = store
+                        .decide(&key(&format!("org_flush_{org}"), &policy.name), &policy)
+                        .await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                    seen.push((org, decision));
+                }
+                seen
+            })
+        })
+        .collect();
+    // Flush once a third of the decisions are made, while callers keep going.
+    while done.load(Ordering::Relaxed) < CALLERS * EACH / 3 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let flushed_at = done.load(Ordering::Relaxed);
+    let mut decisions = Vec::new();
+    for caller in futures::future::join_all(callers).await {
+        for (org, decision) in caller.unwrap() {
+            decisions.push((org, decision.expect("no decision lost to the flush")));
+        }
+    }
+    assert!(flushed_at < CALLERS * EACH, "the flush came after the load");
+    let noscript = info_count(&mut admin, "errorstats", "errorstat_NOSCRIPT:").await - noscript_before;
+    assert!(noscript >= 1, "the flush never made a batch meet NOSCRIPT");
+    // 3840 decisions over 5 orgs, 500 each at most: exact admissions.
+    let expected: Vec<u32> = (0..LIMIT).collect();
+    for (org, remaining) in remaining_by_org(&decisions, ORGS).iter().enumerate() {
+        assert_eq!(remaining, &expected, "org {org}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_window_entries_expire_one_window_after_their_admission() {
+    use tenantry_reference::ratelimit::{key, Policy, RedisStore};
+    let redis = tenantry_harness::services::Redis::start().await.unwrap();
+    let store = RedisStore::connect(redis.url()).await.unwrap();
+    let policy = Policy::new("expiry", 3, Duration::from_secs(1));
+    let key = key("org_expiry", &policy.name);
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let decision = store.decide(&key, &policy).await.unwrap();
+        assert!(decision.allowed, "{decision:?}");
+        assert!((1..=1000).contains(&decision.reset_ms), "{decision:?}");
+        remaining.push(decision.remaining);
+    }
+    assert_eq!(remaining, [2, 1, 0]);
+    let refused = store.decide(&key, &policy).await.unwrap();
+    assert!(!refused.allowed && refused.remaining == 0, "{refused:?}");
+    assert!((1..=1000).contains(&refused.reset_ms), "{refused:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Every entry left the window: the full limit again, counted from zero.
+    for expected in [2, 1, 0] {
+        let decision = store.decide(&key, &policy).await.unwrap();
+        assert!(decision.allowed && decision.remaining == expected, "{decision:?}");
+    }
+    assert!(!store.decide(&key, &policy).await.unwrap().allowed);
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let members: i64 = redis::cmd("ZCARD")
+        .arg(&key)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        members, 3,
+        "expired entries were removed and refusals recorded nothing"
+    );
+}

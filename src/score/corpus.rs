@@ -378,7 +378,7 @@ async fn audit_run(flaw: Option<&FlawInfo>, seed: u64, admin_url: &str, fast: bo
         .collect();
     families.dedup();
     // The exit code must agree with the report: a CI gate reads only the code.
-    if (code == Some(1)) != !found.is_empty() {
+    if (code == Some(1)) == found.is_empty() {
         return failed(format!(
             "the audit exited {code:?} with {} finding(s) in its report",
             found.len()

@@ -5,8 +5,8 @@
 //! keys on the **verified** org of the [`Tenant`] — never on an IP, a user
 //! or anything the client chose. Orgs on the bypass list (reloaded from the
 //! config file without a restart) make no store call at all. Decisions come
-//! from the Redis store (shared by every instance; one EVALSHA each) or the
-//! in-process store (one instance only).
+//! from the Redis store (shared by every instance; concurrent decisions are
+//! batched, one EVALSHA per batch) or the in-process store (one instance only).
 //!
 //! Responses carry `RateLimit-Policy: "<name>";q=<limit>;w=<window s>` and
 //! `RateLimit: "<name>";r=<remaining>;t=<s>` (IETF httpapi ratelimit-headers,
