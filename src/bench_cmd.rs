@@ -13,6 +13,7 @@ use tenantry_harness::profile::Profile;
 use tenantry_reference::config::Isolation;
 
 use crate::reference_stack::{self, ORIGIN};
+use crate::target::UrlTargetArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -29,17 +30,8 @@ pub struct BenchArgs {
         value_parser = clap::builder::PossibleValuesParser::new(["both", "app-filter-only", "rls-only"])
     )]
     references: Vec<String>,
-    /// With a URL --target: the reference server's Backend API secret key.
-    #[arg(
-        long,
-        env = "TENANTRY_TARGET_SECRET_KEY",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
-    secret_key: Option<String>,
-    /// With a URL --target: the origin to request session tokens as (their azp).
-    #[arg(long, value_name = "ORIGIN")]
-    origin: Option<String>,
+    #[command(flatten)]
+    url: UrlTargetArgs,
     /// Requests in flight (closed-loop workers).
     #[arg(short = 'c', long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -135,7 +127,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
     };
     let mut columns = Vec::new();
     for target in &args.targets {
-        columns.push(Column::Profile(Box::new(profile(target, &args)?)));
+        columns.push(Column::Profile(Box::new(args.url.profile(target)?)));
     }
     for mode in &args.references {
         columns.push(Column::Reference(
@@ -240,19 +232,6 @@ fn unique(names: &mut Vec<String>, name: String) -> String {
     }
     names.push(candidate.clone());
     candidate
-}
-
-/// The profile `target` names (a file, or a running reference server's URL).
-fn profile(target: &str, args: &BenchArgs) -> anyhow::Result<Profile> {
-    if target.starts_with("http://") || target.starts_with("https://") {
-        let key = args
-            .secret_key
-            .clone()
-            .context("--secret-key (or TENANTRY_TARGET_SECRET_KEY) is required with a URL --target")?;
-        let origin = args.origin.as_deref().unwrap_or(ORIGIN);
-        return Ok(Profile::reference(target, &key, origin));
-    }
-    Ok(Profile::load(&PathBuf::from(target))?)
 }
 
 /// A bar per phase on a terminal; one line per phase otherwise.

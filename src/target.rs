@@ -17,17 +17,8 @@ pub struct TargetArgs {
     /// is started for you.
     #[arg(long, value_name = "PROFILE|URL")]
     target: Option<String>,
-    /// With a URL --target: the reference server's Backend API secret key.
-    #[arg(
-        long,
-        env = "TENANTRY_TARGET_SECRET_KEY",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
-    secret_key: Option<String>,
-    /// With a URL --target: the origin to request session tokens as (their azp).
-    #[arg(long, value_name = "ORIGIN")]
-    origin: Option<String>,
+    #[command(flatten)]
+    url: UrlTargetArgs,
     /// The isolation layers the reference stack relies on (its database.isolation):
     /// both (default), app-filter-only (row-level security off) or rls-only (no org
     /// filter in the app's statements). Reference stack only.
@@ -77,6 +68,30 @@ impl TargetArgs {
 
     /// The profile `target` names.
     fn profile(&self, target: &str) -> anyhow::Result<Profile> {
+        self.url.profile(target)
+    }
+}
+
+/// How a `--target` given as a URL (a running reference server) is reached.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UrlTargetArgs {
+    /// With a URL --target: the reference server's Backend API secret key.
+    #[arg(
+        long,
+        env = "TENANTRY_TARGET_SECRET_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    secret_key: Option<String>,
+    /// With a URL --target: the origin to request session tokens as (their azp).
+    #[arg(long, value_name = "ORIGIN")]
+    origin: Option<String>,
+}
+
+impl UrlTargetArgs {
+    /// The profile `target` names: a profile file, or a running reference
+    /// server's base URL.
+    pub fn profile(&self, target: &str) -> anyhow::Result<Profile> {
         if target.starts_with("http://") || target.starts_with("https://") {
             let key = self
                 .secret_key

@@ -21,6 +21,7 @@ pub mod oracle;
 pub mod profile;
 pub mod provision;
 pub mod report;
+pub mod rng;
 pub mod scenario;
 pub mod services;
 pub mod session;
