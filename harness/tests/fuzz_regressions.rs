@@ -11,16 +11,21 @@ use tenantry_harness::scenario::parse;
 #[test]
 fn an_error_at_end_of_input_names_a_line_of_the_file() {
     for text in ["a: b\nc", "# comment\na: b\nc", "steps: ["] {
-        let e = parse("f.yaml", text).unwrap_err();
-        let lines = text.lines().count();
-        assert!(
-            (1..=lines).contains(&e.line) && e.column >= 1,
-            "{text:?}: error at {}:{} in a {lines}-line file ({})",
-            e.line,
-            e.column,
-            e.message
-        );
+        assert_error_inside(text);
     }
+}
+
+/// `text` fails to parse, with an error on one of its lines.
+fn assert_error_inside(text: &str) {
+    let e = parse("f.yaml", text).unwrap_err();
+    let lines = text.lines().count().max(1);
+    assert!(
+        (1..=lines).contains(&e.line) && e.column >= 1,
+        "{text:?}: error at {}:{} in a {lines}-line file ({})",
+        e.line,
+        e.column,
+        e.message
+    );
 }
 
 /// Errors anywhere else carry a position inside the file.
@@ -40,14 +45,6 @@ fn errors_carry_a_position_inside_the_file() {
 #[test]
 fn an_empty_document_after_a_marker_is_reported_inside_the_file() {
     for text in ["---", "--- ", "# c\n---", "---\n...", "...\n---"] {
-        let e = parse("f.yaml", text).unwrap_err();
-        let lines = text.lines().count().max(1);
-        assert!(
-            (1..=lines).contains(&e.line) && e.column >= 1,
-            "{text:?}: error at {}:{} in a {lines}-line file ({})",
-            e.line,
-            e.column,
-            e.message
-        );
+        assert_error_inside(text);
     }
 }
