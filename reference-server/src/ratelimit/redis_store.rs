@@ -1,10 +1,13 @@
-//! The Redis store: decisions are **batched opportunistically** into one
-//! Lua script call. While one round trip is in flight, further decisions
-//! queue; when it returns, everything queued (up to [`MAX_BATCH`]) goes out
-//! as ONE `EVALSHA` of the batch script, which decides each key in queue
-//! order. Nothing waits on a timer: an idle store sends a lone decision at
-//! once (a batch of one), a busy one amortises the round trip and the
-//! per-command cost over up to [`MAX_BATCH`] decisions.
+//! The Redis store: decisions are **batched opportunistically** into Lua
+//! script calls. Queued decisions (up to [`MAX_BATCH`]) go out as ONE
+//! `EVALSHA` of the batch script, which decides each key in queue order; up
+//! to [`MAX_IN_FLIGHT`] batches travel at once, and decisions arriving while
+//! both are out form the next batch. With nothing on the wire a batch is
+//! split in two, so Redis runs one half while the client sends the other and
+//! answers the first: the two sides overlap instead of taking turns. Nothing
+//! waits on a timer: an idle store sends a lone decision at once (a batch of
+//! one), a busy one amortises the round trip and the per-command cost over
+//! many decisions.
 //!
 //! What each decision keeps:
 //! - atomic per key (the whole batch runs as one script);
@@ -41,6 +44,8 @@ use super::policy::{Algorithm, Decision, Policy};
 
 /// The most decisions sent in one round trip.
 pub const MAX_BATCH: usize = 256;
+/// Batches on the wire at once.
+pub const MAX_IN_FLIGHT: usize = 2;
 
 /// Decisions that may wait for a batch before callers wait to enqueue.
 const QUEUE: usize = 16 * MAX_BATCH;
@@ -368,19 +373,27 @@ fn spawn_batcher(
 }
 
 /// Waits for one decision, takes whatever else is queued (up to
-/// [`MAX_BATCH`]), sends it as one round trip, answers, repeats. One batch
-/// in flight at a time: requests arriving meanwhile form the next batch.
-async fn batcher(
-    mut receiver: mpsc::Receiver<Pending>,
-    mut connection: ConnectionManager,
-    script: Arc<Script>,
-) {
+/// [`MAX_BATCH`]), sends it as one round trip and answers when it returns.
+/// Up to [`MAX_IN_FLIGHT`] batches travel at once on the multiplexed
+/// connection, so the client builds and answers one batch while Redis runs
+/// the other (one at a time, the two sides took turns idling); requests
+/// arriving meanwhile form the next batch. Redis runs each batch's script
+/// atomically, in the order the batches arrive.
+async fn batcher(mut receiver: mpsc::Receiver<Pending>, connection: ConnectionManager, script: Arc<Script>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     // Batch nonces: a random prefix per task and a counter, unique across
     // batches and instances without a getrandom call per batch.
     let prefix = u64::from_be_bytes(crate::ids::random_bytes::<8>());
     let mut sent = 0u64;
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        if batch.is_empty() && receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            break;
+        }
+        // A free slot (both taken: whatever arrives meanwhile joins).
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
         // Let callers already woken on this runtime enqueue first: one
         // scheduler pass, no timer (a lone caller waits for nothing else).
         while batch.len() < MAX_BATCH {
@@ -399,15 +412,31 @@ async fn batcher(
         // Callers that timed out already answered their request: deciding
         // for them now would consume budget for nothing.
         batch.retain(|p| !p.reply.is_closed());
-        if !batch.is_empty() {
-            sent += 1;
-            let nonce = format!("{prefix:x}.{sent:x}");
-            let answers = run_batch(&script, &mut connection, &nonce, &batch).await;
-            for (pending, answer) in batch.drain(..).zip(answers) {
+        if batch.is_empty() {
+            continue;
+        }
+        // With nothing else on the wire, send half now and half right after:
+        // Redis runs the first while the client sends the second, and when
+        // the first returns its callers queue again while Redis runs the
+        // second, so the two sides overlap instead of taking turns.
+        let idle = slots.available_permits() == MAX_IN_FLIGHT - 1;
+        let take = if idle {
+            batch.len().div_ceil(MAX_IN_FLIGHT)
+        } else {
+            batch.len()
+        };
+        let rest = batch.split_off(take);
+        let pending = std::mem::replace(&mut batch, rest);
+        sent += 1;
+        let nonce = format!("{prefix:x}.{sent:x}");
+        let (script, mut connection) = (Arc::clone(&script), connection.clone());
+        tokio::spawn(async move {
+            let answers = run_batch(&script, &mut connection, &nonce, &pending).await;
+            for (pending, answer) in pending.into_iter().zip(answers) {
                 let _ = pending.reply.send(answer);
             }
-        }
-        batch.clear();
+            drop(slot);
+        });
     }
 }
 
