@@ -8,7 +8,8 @@
 // accepted (with its org role intact) and the tampered one (org role changed,
 // signature kept) refused for its signature, else the script exits 1: a
 // "verifier" that accepts everything cannot win. `--concurrency` verifications
-// are kept in flight.
+// are kept in flight. The output line also gives the process's CPU time over
+// the measurement (`cpu_seconds`, user + system, every thread).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -64,7 +65,10 @@ export async function measure(peer) {
     return { count, elapsed: Number(process.hrtime.bigint() - started) / 1e9 };
   };
   await load(Math.min(0.5, args.seconds / 5)); // warm-up (JIT, thread pool)
+  const cpuBefore = process.cpuUsage();
   const { count, elapsed } = await load(args.seconds);
+  const cpu = process.cpuUsage(cpuBefore); // µs, every thread of the process
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const version = createRequire(import.meta.url)(`${peer.package}/package.json`).version;
   console.log(
     JSON.stringify({
@@ -74,6 +78,7 @@ export async function measure(peer) {
       verifications_per_s: Math.round((count / elapsed) * 10) / 10,
       verifications: count,
       seconds: Math.round(elapsed * 1000) / 1000,
+      cpu_seconds: Math.round(cpuSeconds * 1000) / 1000,
     }),
   );
 }
