@@ -426,17 +426,7 @@ fn interleaved(rt: &tokio::runtime::Runtime, variants: &[Variant], concurrency: 
             Box::new(move || {
                 rt.block_on(async {
                     for _ in 0..batch {
-                        let answers = futures::future::join_all(
-                            (0..concurrency).map(|_| call(&variant.router, &variant.auth)),
-                        )
-                        .await;
-                        assert!(
-                            answers
-                                .iter()
-                                .all(|&(s, n)| s == StatusCode::OK && n == PAGE as usize),
-                            "{}: {answers:?}",
-                            variant.name
-                        );
+                        call_all(variant, concurrency).await;
                     }
                 })
             }) as Box<dyn FnMut()>
@@ -454,6 +444,20 @@ fn interleaved(rt: &tokio::runtime::Runtime, variants: &[Variant], concurrency: 
         ROUNDS,
         batch * concurrency,
         &results,
+    );
+}
+
+/// `concurrency` requests of `variant` at once; a refused or short answer
+/// voids the comparison.
+async fn call_all(variant: &Variant, concurrency: usize) {
+    let answers =
+        futures::future::join_all((0..concurrency).map(|_| call(&variant.router, &variant.auth))).await;
+    assert!(
+        answers
+            .iter()
+            .all(|&(s, n)| s == StatusCode::OK && n == PAGE as usize),
+        "{}: {answers:?}",
+        variant.name
     );
 }
 
@@ -475,20 +479,7 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(concurrency as u64));
         for variant in &setup.variants {
             group.bench_function(BenchmarkId::from_parameter(variant.name), |b| {
-                b.to_async(&rt).iter(|| async {
-                    let answers = futures::future::join_all(
-                        (0..concurrency).map(|_| call(&variant.router, &variant.auth)),
-                    )
-                    .await;
-                    // A refused or short answer voids the comparison.
-                    assert!(
-                        answers
-                            .iter()
-                            .all(|&(s, n)| s == StatusCode::OK && n == PAGE as usize),
-                        "{}: {answers:?}",
-                        variant.name
-                    );
-                })
+                b.to_async(&rt).iter(|| call_all(variant, concurrency))
             });
         }
         group.finish();

@@ -95,17 +95,23 @@ fn tampered(
     Ok(format!("{signed}.{signature}"))
 }
 
-fn run(args: Args) -> Result<(), String> {
-    let ring =
-        Arc::new(KeyRing::new(Duration::from_secs(3600)).map_err(|e| format!("generating the key: {e}"))?);
-    let verifier = Verifier::new(
-        Arc::clone(&ring),
+/// The reference verifier as the proxy configures it (issuer, azp allow-list,
+/// 5 s leeway) over `ring`.
+fn verifier(ring: &Arc<KeyRing>) -> Verifier {
+    Verifier::new(
+        Arc::clone(ring),
         VerifierConfig {
             issuer: ISSUER.into(),
             authorized_parties: vec![AUTHORIZED_PARTY.into()],
             leeway_secs: 5,
         },
-    );
+    )
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let ring =
+        Arc::new(KeyRing::new(Duration::from_secs(3600)).map_err(|e| format!("generating the key: {e}"))?);
+    let verifier = verifier(&ring);
     let claims = SessionClaims::session(ISSUER, "user_bench", "sess_bench", now_secs(), LIFETIME_SECS)
         .in_org(
             "org_bench",
@@ -213,14 +219,7 @@ mod tests {
     #[test]
     fn the_tampered_token_keeps_the_signature_and_is_refused() {
         let ring = Arc::new(KeyRing::new(Duration::from_secs(60)).unwrap());
-        let verifier = Verifier::new(
-            Arc::clone(&ring),
-            VerifierConfig {
-                issuer: ISSUER.into(),
-                authorized_parties: vec![AUTHORIZED_PARTY.into()],
-                leeway_secs: 5,
-            },
-        );
+        let verifier = verifier(&ring);
         let now = now_secs();
         let claims = SessionClaims::session(ISSUER, "user_t", "sess_t", now, 60)
             .in_org("org_t", "t", "org:admin", &[])
