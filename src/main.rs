@@ -62,66 +62,31 @@ enum Command {
     Bench(bench_cmd::BenchArgs),
 }
 
+/// The log filter of commands that start the reference stack: it keeps quiet
+/// (its refusals are what the harness provokes); TENANTRY_LOG opens it up.
+const QUIET_STACK: &str = "warn,tenantry=info,tenantry_reference=off,tower_http=off";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         // No runtime, no logging: a pure lookup.
-        Command::Checks(args) => checks_cmd::run(args, &mut std::io::stdout().lock()),
-        Command::Serve(args) => with_runtime("warn,tenantry=info,tenantry_reference=info", serve::run(args)),
-        // The reference stack started for an audit or a run keeps quiet (its
-        // refusals are what the audit provokes); TENANTRY_LOG opens it up.
-        Command::Audit(args) => {
-            match with_runtime(
-                "warn,tenantry=info,tenantry_reference=off,tower_http=off",
-                audit_cmd::run(args),
-            ) {
-                Ok(code) => return ExitCode::from(code),
-                Err(e) => Err(e),
-            }
+        Command::Checks(args) => {
+            checks_cmd::run(args, &mut std::io::stdout().lock()).map(|()| ExitCode::SUCCESS)
         }
-        Command::DbAudit(args) => match with_runtime("warn,tenantry=info", db_audit_cmd::run(args)) {
-            Ok(code) => return ExitCode::from(code),
-            Err(e) => Err(e),
-        },
-        Command::Score(args) => {
-            match with_runtime(
-                "warn,tenantry=info,tenantry_reference=off,tower_http=off",
-                score::run(args),
-            ) {
-                Ok(code) => return ExitCode::from(code),
-                Err(e) => Err(e),
-            }
+        Command::Serve(args) => with_runtime("warn,tenantry=info,tenantry_reference=info", serve::run(args))
+            .map(|()| ExitCode::SUCCESS),
+        // The commands with their own exit codes (0/1/2 as documented).
+        Command::Audit(args) => with_runtime(QUIET_STACK, audit_cmd::run(args)).map(ExitCode::from),
+        Command::DbAudit(args) => {
+            with_runtime("warn,tenantry=info", db_audit_cmd::run(args)).map(ExitCode::from)
         }
-        Command::Fuzz(args) => {
-            match with_runtime(
-                "warn,tenantry=info,tenantry_reference=off,tower_http=off",
-                fuzz_cmd::run(args),
-            ) {
-                Ok(code) => return ExitCode::from(code),
-                Err(e) => Err(e),
-            }
-        }
-        Command::Bench(args) => {
-            match with_runtime(
-                "warn,tenantry=info,tenantry_reference=off,tower_http=off",
-                bench_cmd::run(args),
-            ) {
-                Ok(code) => return ExitCode::from(code),
-                Err(e) => Err(e),
-            }
-        }
-        Command::Run(args) => {
-            match with_runtime(
-                "warn,tenantry=info,tenantry_reference=off,tower_http=off",
-                run_cmd::run(args),
-            ) {
-                Ok(code) => return ExitCode::from(code),
-                Err(e) => Err(e),
-            }
-        }
+        Command::Score(args) => with_runtime(QUIET_STACK, score::run(args)).map(ExitCode::from),
+        Command::Fuzz(args) => with_runtime(QUIET_STACK, fuzz_cmd::run(args)).map(ExitCode::from),
+        Command::Bench(args) => with_runtime(QUIET_STACK, bench_cmd::run(args)).map(ExitCode::from),
+        Command::Run(args) => with_runtime(QUIET_STACK, run_cmd::run(args)).map(ExitCode::from),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
