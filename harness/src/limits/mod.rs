@@ -60,8 +60,8 @@ pub async fn audit(
 
 /// The orgs the suite provisions, one per check that spends a budget.
 const ORGS: &[&str] = &[
-    "exact", "iso_a", "iso_b", "users", "spoof", "headers", "retry", "rejected", "edge", "multi", "bypass",
-    "down", "cost",
+    "exact", "exact_2", "exact_3", "iso_a", "iso_b", "users", "spoof", "headers", "retry", "rejected",
+    "edge", "multi", "bypass", "down", "cost",
 ];
 
 /// The longest a request may take while the store is down (RL-011).
