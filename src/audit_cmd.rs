@@ -22,12 +22,14 @@ use tenantry_harness::signin;
 use tenantry_harness::tokens;
 
 use crate::reference_stack;
-use crate::target::TargetArgs;
+use crate::target::{SigningKeyArgs, TargetArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    signing_key: SigningKeyArgs,
     /// Only these checks: families, ids or globs, comma-separated (e.g. `ISO,ORG-00*`).
     #[arg(long, value_name = "SELECTORS")]
     checks: Option<String>,
@@ -177,6 +179,7 @@ fn parse_severity(s: &str) -> Result<Severity, String> {
 pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
     let selection = Selection::parse(args.checks.as_deref().unwrap_or(""), args.min_severity)?;
     let gate = args.report.prepare()?;
+    let operator_key = args.signing_key.load()?;
     let (profile, stack) = args.target.open().await?;
     let seed = args.seed.unwrap_or_else(audit::random_seed);
     eprintln!(
@@ -185,6 +188,9 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
     );
     let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
     let outcome = async {
+        // An operator's key is checked against the target's JWKS before the
+        // audit starts: a wrong one fails the run at once.
+        let signing_key = SigningKeyArgs::resolve(operator_key, stack.as_ref(), &profile, &client).await?;
         let mut report = pass(&profile, &client, &selection, seed).await?;
         if args.cases > 0 {
             let config = CampaignConfig {
@@ -201,7 +207,6 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
         // run too.
         let tok_selection = selection.clone().and(Selection::parse("TOK", None)?);
         if tok_selection.includes_family("TOK") {
-            let signing_key = stack.as_ref().map(|s| s.signing_key()).transpose()?;
             let mut sessions = audit::sessions_for(&profile, &client).await?;
             let found = tokens::audit_with(
                 &profile,

@@ -12,12 +12,14 @@ use tenantry_harness::fuzz::{self, FuzzConfig};
 use tenantry_harness::scenario;
 
 use crate::audit_cmd::{emit, ProgressOutput};
-use crate::target::TargetArgs;
+use crate::target::{SigningKeyArgs, TargetArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct FuzzArgs {
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    signing_key: SigningKeyArgs,
     /// Stop starting new batches of cases after this many seconds (shrinking and
     /// replaying the findings still complete).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
@@ -41,6 +43,7 @@ pub struct FuzzArgs {
 /// The exit code: 0 no finding, 1 findings (errors: 2).
 pub async fn run(args: FuzzArgs) -> anyhow::Result<u8> {
     let selection = Selection::parse(args.checks.as_deref().unwrap_or(""), None)?;
+    let operator_key = args.signing_key.load()?;
     let (profile, stack) = args.target.open().await?;
     let seed = args.seed.unwrap_or_else(audit::random_seed);
     eprintln!(
@@ -55,11 +58,12 @@ pub async fn run(args: FuzzArgs) -> anyhow::Result<u8> {
         ..FuzzConfig::default()
     };
     let outcome = async {
-        // `forge` steps find the JWKS through the profile; on the reference
-        // stack the harness holds the signing key.
+        // `forge` steps find the JWKS through the profile; with the signing
+        // key (the operator's, or the reference stack's own) re-signed cases
+        // run too.
         let context = scenario::Context {
             profile: Some(profile.clone()),
-            signing_key: stack.as_ref().map(|s| s.signing_key()).transpose()?,
+            signing_key: SigningKeyArgs::resolve(operator_key, stack.as_ref(), &profile, &client).await?,
         };
         let mut sessions = audit::sessions_for(&profile, &client).await?;
         let mut bar = ProgressOutput::new();

@@ -12,7 +12,7 @@ use tenantry_harness::report::{Meta, RunReport};
 use tenantry_harness::scenario::{self, Outcome, Scenario};
 
 use crate::audit_cmd::ReportArgs;
-use crate::target::TargetArgs;
+use crate::target::{SigningKeyArgs, TargetArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -21,6 +21,8 @@ pub struct RunArgs {
     paths: Vec<PathBuf>,
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    signing_key: SigningKeyArgs,
     /// Seed for the names and canaries the harness chooses (printed on every run).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
@@ -83,13 +85,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
             errors.join("\n")
         );
     }
+    let operator_key = args.signing_key.load()?;
     let (profile, stack) = args.target.open().await?;
-    // `forge` steps find the JWKS through the profile; on the reference
-    // stack the harness holds the signing key, so re-signed cases run too.
-    let context = scenario::Context {
-        profile: Some(profile.clone()),
-        signing_key: stack.as_ref().map(|s| s.signing_key()).transpose()?,
-    };
     let seed = args.seed.unwrap_or_else(audit::random_seed);
     eprintln!(
         "running {} scenarios against {} ({}) with seed {seed} (repeat with --seed {seed}) ...",
@@ -100,6 +97,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
     let started = Instant::now();
     let outcome = async {
+        // `forge` steps find the JWKS through the profile; with the signing
+        // key (the operator's, or the reference stack's own) re-signed cases
+        // run too.
+        let context = scenario::Context {
+            profile: Some(profile.clone()),
+            signing_key: SigningKeyArgs::resolve(operator_key, stack.as_ref(), &profile, &client).await?,
+        };
         let mut sessions = audit::sessions_for(&profile, &client).await?;
         let mut outcomes = Vec::new();
         for (i, s) in scenarios.iter().enumerate() {

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use tenantry_harness::client::Client;
 use tenantry_harness::profile::Profile;
+use tenantry_harness::tokens::{self, RsaKey};
 use tenantry_reference::config::Isolation;
 
 use crate::reference_stack::{self, Stack, ORIGIN};
@@ -101,5 +103,51 @@ impl UrlTargetArgs {
             return Ok(Profile::reference(target, &key, origin));
         }
         Ok(Profile::load(&PathBuf::from(target))?)
+    }
+}
+
+/// `--signing-key`: the target's own token-signing key, when the operator
+/// holds it.
+#[derive(Debug, clap::Args)]
+pub struct SigningKeyArgs {
+    /// The target's session-token signing key (PEM: PKCS#8 `PRIVATE KEY` or PKCS#1
+    /// `RSA PRIVATE KEY`), if you hold it: the token cases that need a valid signature
+    /// (claim checks: exp, nbf, iss, azp, sts, org and role tamper) run too. It must be
+    /// a key of the target's JWKS. The reference stack's own key is used without it.
+    /// The key never appears in output or reports.
+    #[arg(long, value_name = "PEM_FILE")]
+    signing_key: Option<PathBuf>,
+}
+
+impl SigningKeyArgs {
+    /// The key file read and parsed, before anything is sent: a bad one is
+    /// an error naming the option and the file.
+    pub fn load(&self) -> anyhow::Result<Option<RsaKey>> {
+        let Some(path) = &self.signing_key else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--signing-key {}: cannot read it", path.display()))?;
+        let key = RsaKey::from_pem("", &text)
+            .map_err(|e| anyhow::anyhow!("--signing-key {}: {e}", path.display()))?;
+        Ok(Some(key))
+    }
+
+    /// The key to re-sign tokens with: `loaded` (checked against the
+    /// target's JWKS and named by it), or else the reference stack's own.
+    pub async fn resolve(
+        loaded: Option<RsaKey>,
+        stack: Option<&Stack>,
+        profile: &Profile,
+        client: &Client,
+    ) -> anyhow::Result<Option<RsaKey>> {
+        match loaded {
+            Some(key) => Ok(Some(
+                tokens::adopt_signing_key(profile, client, key)
+                    .await
+                    .context("--signing-key")?,
+            )),
+            None => stack.map(Stack::signing_key).transpose(),
+        }
     }
 }

@@ -324,6 +324,59 @@ fn a_bad_profile_exits_2_naming_file_line_and_column() {
 }
 
 #[test]
+fn a_signing_key_is_read_first_and_must_be_the_targets() {
+    use tenantry_harness::tokens::{keys, RsaKey};
+    let dir = std::env::temp_dir().join(format!("tenantry-cli-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.pem");
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "not a key\n").unwrap();
+    // Bad files: exit 2 naming the option and the file, before a stack starts.
+    for (command, path, expected) in [
+        ("audit", &missing, "cannot read it"),
+        ("run", &garbage, "not a PEM file"),
+        ("fuzz", &garbage, "not a PEM file"),
+    ] {
+        let mut args = vec![command.to_string()];
+        if command == "run" {
+            args.push(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios").into());
+        }
+        args.extend(["--signing-key".into(), path.display().to_string()]);
+        let out = tenantry().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!("--signing-key {}: ", path.display())) && stderr.contains(expected),
+            "{command}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("auditing") && !stderr.contains("running"),
+            "{stderr}"
+        );
+    }
+    // A key the target does not publish: refused, never a silent pass of the
+    // re-signed cases. The key itself never reaches the output.
+    let stranger = RsaKey::generate("stranger").unwrap();
+    let text = keys::pem("PRIVATE KEY", &stranger.pkcs8().unwrap());
+    let path = dir.join("stranger.pem");
+    std::fs::write(&path, &text).unwrap();
+    let out = tenantry()
+        .args(["audit", "--checks", "TOK-013", "--cases", "0", "--signing-key"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("not in the target's JWKS"), "{stderr}");
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    for output in [&stdout, &stderr] {
+        assert!(!output.contains(&body[..40]), "the key leaked: {output}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn run_executes_the_scenario_library_on_the_reference_stack() {
     let library = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
     let out = tenantry().args(["run", library, "--seed", "5"]).output().unwrap();

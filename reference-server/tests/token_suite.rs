@@ -26,10 +26,12 @@ use tenantry_harness::client::Client;
 use tenantry_harness::profile::Profile;
 use tenantry_harness::tokens::{self, AuditOptions, RsaKey};
 
-/// The stack's active signing key, as its operator would export it.
+/// The stack's active signing key, as its operator would hand it over: a
+/// PEM file, without its `kid` (the suite finds it in the JWKS).
 fn operator_key(stack: &TestStack) -> RsaKey {
     let key = stack.keys.active();
-    RsaKey::from_pkcs8(key.kid(), key.pkcs8_der()).expect("the stack's key loads")
+    let pem = tokens::keys::pem("PRIVATE KEY", key.pkcs8_der());
+    RsaKey::from_pem("", &pem).expect("the stack's key loads")
 }
 
 async fn suite(stack: &TestStack, signing_key: Option<RsaKey>) -> Report {
@@ -92,6 +94,33 @@ async fn a_selection_limits_the_suite_and_an_empty_one_sends_nothing() {
         .await
         .unwrap();
     assert!(report.checks_run.is_empty() && report.requests == 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_the_target_does_not_publish_is_refused() {
+    let stack = TestStack::with_proxy().await;
+    let profile = Profile::reference(&stack.base, SECRET_KEY, PARTY);
+    let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
+    let mut sessions = audit::sessions_for(&profile, &client).await.unwrap();
+    let stranger = RsaKey::generate("not-theirs").unwrap();
+    let only = Selection::parse("TOK-013", None).unwrap();
+    let options = AuditOptions {
+        signing_key: Some(stranger),
+    };
+    let error = tokens::audit_with(&profile, &client, &mut sessions, &only, 7, options)
+        .await
+        .unwrap_err()
+        .to_string();
+    let kid = stack.keys.active().kid().to_string();
+    assert!(
+        error.contains("not in the target's JWKS") && error.contains(&kid),
+        "{error}"
+    );
+    // The stack's own key is adopted under the JWKS's name for it.
+    let adopted = tokens::adopt_signing_key(&profile, &client, operator_key(&stack))
+        .await
+        .unwrap();
+    assert_eq!(adopted.kid, kid);
 }
 
 #[cfg(feature = "inject")]

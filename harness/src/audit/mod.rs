@@ -154,7 +154,15 @@ pub enum AuditError {
     Unreachable(String),
     /// The token suite could not judge the target.
     #[error("token suite: {0}")]
-    Tokens(#[from] crate::tokens::SuiteError),
+    Tokens(crate::tokens::SuiteError),
+}
+
+// By hand, not `#[from]`: the message already carries the suite's error,
+// which as a source too would be printed twice.
+impl From<crate::tokens::SuiteError> for AuditError {
+    fn from(e: crate::tokens::SuiteError) -> Self {
+        AuditError::Tokens(e)
+    }
 }
 
 /// Where the audit is (for progress bars).

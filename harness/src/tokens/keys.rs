@@ -26,6 +26,9 @@ pub enum KeyError {
     /// The JWK is not an RSA key with `n` and `e`.
     #[error("the JWK is not an RSA public key with n and e")]
     NotRsaJwk,
+    /// The text is not a PEM private key the harness reads.
+    #[error("{0}")]
+    Pem(String),
 }
 
 fn crypto(e: impl std::fmt::Display) -> KeyError {
@@ -225,8 +228,52 @@ impl RsaKey {
         })
     }
 
-    /// The private key as PKCS#8 DER (for the certificate of TOK-010).
-    fn pkcs8(&self) -> Result<Vec<u8>, KeyError> {
+    /// An RSA private key in PEM: `PRIVATE KEY` (PKCS#8) or
+    /// `RSA PRIVATE KEY` (PKCS#1), named `kid` until
+    /// [`RsaKey::kid_in`] finds its name in the target's JWKS.
+    pub fn from_pem(kid: &str, text: &str) -> Result<Self, KeyError> {
+        let (label, der) = pem_block(text)?;
+        let pair = match label.as_str() {
+            "PRIVATE KEY" => KeyPair::from_pkcs8(&der),
+            "RSA PRIVATE KEY" => KeyPair::from_der(&der),
+            other => {
+                return Err(KeyError::Pem(format!(
+                    "a PEM `{other}` block; expected an RSA private key (`PRIVATE KEY` or `RSA PRIVATE KEY`)"
+                )))
+            }
+        }
+        .map_err(|e| {
+            KeyError::Pem(format!(
+                "the `{label}` block is not an RSA private key the harness can use ({e})"
+            ))
+        })?;
+        Ok(Self {
+            pair,
+            kid: kid.into(),
+        })
+    }
+
+    /// The `kid` of the entry of `jwks` (`{"keys": [...]}`) whose public
+    /// key is this key's, if the target publishes it.
+    pub fn kid_in(&self, jwks: &Value) -> Option<String> {
+        let public = self.jwk();
+        jwks.get("keys")?.as_array()?.iter().find_map(|entry| {
+            let same = entry.get("kty").and_then(Value::as_str) == Some("RSA")
+                && entry.get("n") == public.get("n")
+                && entry.get("e") == public.get("e");
+            same.then(|| {
+                entry
+                    .get("kid")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            })
+        })
+    }
+
+    /// The private key as PKCS#8 DER (for the certificate of TOK-010, and
+    /// to hand a key over as [`pem`] `PRIVATE KEY`).
+    pub fn pkcs8(&self) -> Result<Vec<u8>, KeyError> {
         let der: aws_lc_rs::encoding::Pkcs8V1Der = self.pair.as_der().map_err(crypto)?;
         Ok(der.as_ref().to_vec())
     }
@@ -338,6 +385,39 @@ impl AttackerKeys {
     }
 }
 
+/// The first PEM block of `text`: its label and its bytes.
+fn pem_block(text: &str) -> Result<(String, Vec<u8>), KeyError> {
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| !l.starts_with("-----BEGIN "));
+    let begin = lines
+        .next()
+        .ok_or_else(|| KeyError::Pem("no `-----BEGIN …-----` line: not a PEM file".into()))?;
+    let label = begin
+        .strip_prefix("-----BEGIN ")
+        .and_then(|l| l.strip_suffix("-----"))
+        .ok_or_else(|| KeyError::Pem(format!("a malformed PEM header `{begin}`")))?
+        .to_string();
+    let end = format!("-----END {label}-----");
+    let mut body = String::new();
+    for line in lines.by_ref() {
+        if line == end {
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(body.as_bytes())
+                .map_err(|e| KeyError::Pem(format!("the `{label}` block is not base64 ({e})")))?;
+            return Ok((label, der));
+        }
+        if line.contains(':') {
+            return Err(KeyError::Pem(format!(
+                "the `{label}` block has headers (`{line}`): an encrypted key; decrypt it first"
+            )));
+        }
+        body.push_str(line);
+    }
+    Err(KeyError::Pem(format!("no `{end}` line")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +446,50 @@ mod tests {
         assert_eq!(secrets.len(), 8);
         assert!(!secrets[1].1.ends_with(b"\n") && secrets[0].1.ends_with(b"\n"));
         assert!(PublicEncodings::from_jwk(&json!({ "kty": "EC", "x": "AA", "y": "AA" })).is_err());
+    }
+
+    #[test]
+    fn a_pem_private_key_loads_and_finds_its_name_in_the_jwks() {
+        let key = RsaKey::generate("theirs").unwrap();
+        let text = format!(
+            "a comment before the block\n{}",
+            pem("PRIVATE KEY", &key.pkcs8().unwrap())
+        );
+        let loaded = RsaKey::from_pem("", &text).unwrap();
+        let other = RsaKey::generate("other").unwrap();
+        let jwks = json!({ "keys": [other.jwk(), { "kty": "EC", "kid": "ec" }, key.jwk()] });
+        assert_eq!(loaded.kid_in(&jwks).as_deref(), Some("theirs"));
+        assert_eq!(loaded.kid_in(&json!({ "keys": [other.jwk()] })), None);
+        assert_eq!(loaded.kid_in(&json!({})), None);
+        // It signs as the original would verify.
+        let signature = loaded.sign(RsaAlg::Rs256, "a.b").unwrap();
+        aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            key.pair.public_key().as_ref(),
+        )
+        .verify(b"a.b", &signature)
+        .unwrap();
+    }
+
+    #[test]
+    fn a_bad_pem_says_what_is_wrong() {
+        let key = RsaKey::generate("k").unwrap();
+        let der = key.pkcs8().unwrap();
+        let cases = [
+            ("not a key".to_string(), "not a PEM file"),
+            (pem("PUBLIC KEY", &der), "expected an RSA private key"),
+            (pem("PRIVATE KEY", &der[..40]), "not an RSA private key"),
+            (pem("PRIVATE KEY", &der).replace("-----END PRIVATE KEY-----\n", ""), "no `-----END PRIVATE KEY-----` line"),
+            ("-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n".into(), "not base64"),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nAAAA\n-----END RSA PRIVATE KEY-----\n".into(),
+                "encrypted key",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = RsaKey::from_pem("", &text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error:?} lacks {expected:?}");
+        }
     }
 
     #[test]

@@ -29,5 +29,6 @@ pub(crate) use runner::{jwks, now_secs};
 pub use catalogue::{Case, Delivery, Judge};
 pub use keys::{AttackerKeys, RsaKey};
 pub use runner::{
-    audit, audit_with, run, selects_any, AuditOptions, Outcome, SuiteError, SuiteReport, TokenTarget, Verdict,
+    adopt_signing_key, audit, audit_with, run, selects_any, AuditOptions, Outcome, SuiteError, SuiteReport,
+    TokenTarget, Verdict,
 };

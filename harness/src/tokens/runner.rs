@@ -66,6 +66,9 @@ pub enum SuiteError {
     /// The JWKS could not be read.
     #[error("the target's JWKS: {0}")]
     Jwks(String),
+    /// The operator's signing key is not one the target publishes.
+    #[error("the signing key given is not in the target's JWKS (kids: {0}); the re-signed cases would prove nothing with it")]
+    ForeignKey(String),
     /// The cases could not be built.
     #[error(transparent)]
     Build(#[from] BuildError),
@@ -284,8 +287,9 @@ pub async fn run(target: &TokenTarget, selection: &Selection) -> Result<SuiteRep
 /// Options of [`audit_with`].
 #[derive(Debug, Default)]
 pub struct AuditOptions {
-    /// The target's signing key, when the operator hands it over (PKCS#8
-    /// with its `kid`); the `mint` source's own key is used without it.
+    /// The target's signing key, when the operator hands it over; its
+    /// `kid` is taken from the target's JWKS, and a key the JWKS lacks is an
+    /// error. The `mint` source's own key is used without it.
     pub signing_key: Option<RsaKey>,
 }
 
@@ -371,6 +375,43 @@ pub(crate) async fn jwks(
     Err(SuiteError::Jwks(format!("no JWKS found (tried {})", tried.join(", "))).into())
 }
 
+/// `key` named as the target's JWKS names it. The operator's key counts
+/// only if the target publishes it: re-signed cases with another key would
+/// prove nothing, so a key the JWKS lacks is an error.
+fn adopt(mut key: RsaKey, jwks: &Value) -> Result<RsaKey, SuiteError> {
+    match key.kid_in(jwks) {
+        Some(kid) => {
+            key.kid = kid;
+            Ok(key)
+        }
+        None => {
+            let kids: Vec<&str> = jwks
+                .get("keys")
+                .and_then(Value::as_array)
+                .map(|keys| {
+                    keys.iter()
+                        .map(|k| k.get("kid").and_then(Value::as_str).unwrap_or("?"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Err(SuiteError::ForeignKey(kids.join(", ")))
+        }
+    }
+}
+
+/// The operator's signing `key` checked against the target's JWKS and
+/// named by it, for the scenario runner and the fuzzer (the audit's token
+/// suite does the same with the JWKS it reads anyway).
+pub async fn adopt_signing_key(
+    profile: &Profile,
+    client: &Client,
+    key: RsaKey,
+) -> Result<RsaKey, AuditError> {
+    let sessions = crate::audit::sessions_for(profile, client).await?;
+    let jwks = jwks(profile, client, &sessions).await?;
+    Ok(adopt(key, &jwks)?)
+}
+
 /// [`audit`] with options.
 pub async fn audit_with(
     profile: &Profile,
@@ -451,7 +492,7 @@ pub async fn audit_with(
     let token = sessions.token(&world, "carol", Some("a")).await?;
     let jwks = jwks(profile, client, sessions).await?;
     let signing_key = match options.signing_key {
-        Some(key) => Some(key),
+        Some(key) => Some(adopt(key, &jwks)?),
         None => match sessions.signing_key_pkcs8()? {
             Some((kid, der)) => Some(RsaKey::from_pkcs8(&kid, &der).map_err(SuiteError::from)?),
             None => None,
