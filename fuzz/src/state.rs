@@ -1,5 +1,6 @@
-//! OAuth state fuzz input: a pool of states and put/consume operations, a
-//! consume possibly naming a tampered copy.
+//! OAuth state fuzz input: a pool of states and put/consume operations on a
+//! store whose clock the input moves, a consume possibly naming a tampered
+//! copy.
 
 use arbitrary::Arbitrary;
 use tenantry_reference::oauth::state::StateRecord;
@@ -40,14 +41,19 @@ impl Record {
 /// One store operation.
 #[derive(Debug, Arbitrary)]
 pub enum Op {
-    /// Store a record under pool state `i` (TTL zero when `expired`).
+    /// Store a record under pool state `i` for `ttl_ms` (0: expired at once).
     Put {
         /// Pool index.
         i: u8,
         /// The record.
         record: Record,
-        /// Zero TTL.
-        expired: bool,
+        /// Its TTL in milliseconds.
+        ttl_ms: u16,
+    },
+    /// Move the store's clock forward.
+    Advance {
+        /// Milliseconds.
+        ms: u16,
     },
     /// Redeem pool state `i`, or a tampered copy of it.
     Consume {

@@ -6,7 +6,7 @@
 //! too.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -46,19 +46,24 @@ pub fn store_key(state: &str) -> String {
 #[error("state store: {0}")]
 pub struct StateStoreError(pub String);
 
+/// The in-process store's clock: [`Instant::now`] in service; tests and
+/// the fuzzer move time by hand to reach expiry without waiting.
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
 /// Where states live.
 pub enum StateStore {
     /// Shared by every instance.
     Redis(redis::aio::ConnectionManager),
-    /// This process only.
-    Memory(Mutex<HashMap<String, (Option<Instant>, String)>>),
+    /// This process only: key -> (expiry, record), and the clock expiry is
+    /// judged by.
+    Memory(Mutex<HashMap<String, (Option<Instant>, String)>>, Clock),
 }
 
 impl std::fmt::Debug for StateStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             StateStore::Redis(_) => "StateStore::Redis",
-            StateStore::Memory(_) => "StateStore::Memory",
+            StateStore::Memory(..) => "StateStore::Memory",
         })
     }
 }
@@ -77,7 +82,12 @@ pub struct Behaviour {
 impl StateStore {
     /// An in-process store.
     pub fn memory() -> Self {
-        StateStore::Memory(Mutex::new(HashMap::new()))
+        Self::memory_with_clock(Arc::new(Instant::now))
+    }
+
+    /// An in-process store whose expiry follows `clock`.
+    pub fn memory_with_clock(clock: Clock) -> Self {
+        StateStore::Memory(Mutex::new(HashMap::new()), clock)
     }
 
     /// A Redis store at `url`.
@@ -111,9 +121,9 @@ impl StateStore {
                     .await
                     .map_err(|e| StateStoreError(e.to_string()))
             }
-            StateStore::Memory(map) => {
+            StateStore::Memory(map, clock) => {
                 let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
+                let now = clock();
                 // Expired entries go when the map grows; states are small and short-lived.
                 if map.len() > 10_000 {
                     map.retain(|_, (expires, _)| expires.is_none_or(|e| e > now));
@@ -157,7 +167,7 @@ impl StateStore {
                         .map_err(|e| StateStoreError(e.to_string()))?
                 }
             }
-            StateStore::Memory(map) => {
+            StateStore::Memory(map, clock) => {
                 if how.reusable || how.check_then_delete {
                     let value = {
                         let map = map.lock().unwrap_or_else(|p| p.into_inner());
@@ -170,12 +180,12 @@ impl StateStore {
                         map.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
                     }
                     value
-                        .filter(|(e, _)| e.is_none_or(|e| e > Instant::now()))
+                        .filter(|(e, _)| e.is_none_or(|e| e > clock()))
                         .map(|(_, v)| v)
                 } else {
                     let taken = map.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
                     taken
-                        .filter(|(e, _)| e.is_none_or(|e| e > Instant::now()))
+                        .filter(|(e, _)| e.is_none_or(|e| e > clock()))
                         .map(|(_, v)| v)
                 }
             }
@@ -216,14 +226,39 @@ mod tests {
             .unwrap();
         assert_eq!(store.consume(&s, clean).await.unwrap(), Some(record()));
         assert_eq!(store.consume(&s, clean).await.unwrap(), None);
-        let short = new_state();
-        store
-            .put(&short, &record(), Duration::from_millis(10), clean)
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(store.consume(&short, clean).await.unwrap(), None);
         assert_eq!(store.consume("unknown", clean).await.unwrap(), None);
         assert!(!store_key(&s).contains(&s));
+    }
+
+    #[tokio::test]
+    async fn a_state_redeems_until_its_ttl_and_not_at_it() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let elapsed_ms = Arc::new(AtomicU64::new(0));
+        let (base, hand) = (Instant::now(), elapsed_ms.clone());
+        let store = StateStore::memory_with_clock(Arc::new(move || {
+            base + Duration::from_millis(hand.load(Ordering::SeqCst))
+        }));
+        let clean = Behaviour::default();
+        let ttl = Duration::from_secs(600);
+        let (early, late) = (new_state(), new_state());
+        for s in [&early, &late] {
+            store.put(s, &record(), ttl, clean).await.unwrap();
+        }
+        elapsed_ms.store(599_999, Ordering::SeqCst);
+        assert_eq!(store.consume(&early, clean).await.unwrap(), Some(record()));
+        elapsed_ms.store(600_000, Ordering::SeqCst);
+        assert_eq!(store.consume(&late, clean).await.unwrap(), None);
+        // A zero TTL never redeems, and without a TTL (the flaw) a state
+        // outlives any wait.
+        let (zero, forever) = (new_state(), new_state());
+        store.put(&zero, &record(), Duration::ZERO, clean).await.unwrap();
+        assert_eq!(store.consume(&zero, clean).await.unwrap(), None);
+        let no_ttl = Behaviour {
+            no_ttl: true,
+            ..clean
+        };
+        store.put(&forever, &record(), ttl, no_ttl).await.unwrap();
+        elapsed_ms.store(u64::from(u32::MAX), Ordering::SeqCst);
+        assert_eq!(store.consume(&forever, clean).await.unwrap(), Some(record()));
     }
 }
