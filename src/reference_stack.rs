@@ -69,6 +69,8 @@ impl Stack {
                 algorithm: LimitAlgorithm::SlidingWindow,
                 headers: true,
             }],
+            // The stack is its own hooks (`impl LimitsHooks for Stack`).
+            hooks: None,
         });
         profile
     }

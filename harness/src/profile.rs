@@ -194,6 +194,42 @@ pub struct RateLimitSpec {
     pub base_urls: Vec<String>,
     /// The policies, each with a request that spends it.
     pub policies: Vec<LimitPolicy>,
+    /// `[rate_limit.hooks]`: how the harness acts on the target beyond
+    /// HTTP (RL-005, RL-011, RL-012).
+    pub hooks: Option<LimitHooksSpec>,
+}
+
+/// `[rate_limit.hooks]`: commands (run without a shell, from the working
+/// directory) that do what an operator would, and the store's URL.
+#[derive(Clone, PartialEq)]
+pub struct LimitHooksSpec {
+    /// Puts an org on the bypass list without a restart (RL-005);
+    /// `{{ org_id }}` in an argument, and `TENANTRY_ORG_ID`, name it.
+    pub add_bypass_org: Option<Vec<String>>,
+    /// How soon a bypass edit must apply (default 5 s).
+    pub bypass_reload: Duration,
+    /// Stops the limiter's store abruptly (RL-011); with `start_store`.
+    pub stop_store: Option<Vec<String>>,
+    /// Starts it again where it was.
+    pub start_store: Option<Vec<String>>,
+    /// `redis://…` of the limiter's store (RL-012; may hold a password:
+    /// never printed).
+    pub store_url: Option<String>,
+    /// The longest one command may take (default 60 s).
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for LimitHooksSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LimitHooksSpec")
+            .field("add_bypass_org", &self.add_bypass_org)
+            .field("bypass_reload", &self.bypass_reload)
+            .field("stop_store", &self.stop_store)
+            .field("start_store", &self.start_store)
+            .field("store_url", &self.store_url.as_ref().map(|_| "[set]"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// One declared policy: `limit` requests per `window` per organization.
@@ -377,6 +413,18 @@ struct RawRateLimit {
     base_urls: Option<S<Vec<S<String>>>>,
     #[serde(default)]
     policies: Vec<S<RawLimitPolicy>>,
+    hooks: Option<S<RawLimitHooks>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimitHooks {
+    add_bypass_org: Option<S<Vec<S<String>>>>,
+    bypass_reload_secs: Option<S<u64>>,
+    stop_store: Option<S<Vec<S<String>>>>,
+    start_store: Option<S<Vec<S<String>>>>,
+    store_url: Option<S<String>>,
+    timeout_secs: Option<S<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -638,7 +686,85 @@ impl Builder<'_> {
                 headers: q.headers,
             });
         }
-        Ok(RateLimitSpec { base_urls, policies })
+        let hooks = r.hooks.as_ref().map(|h| self.limit_hooks(h)).transpose()?;
+        Ok(RateLimitSpec {
+            base_urls,
+            policies,
+            hooks,
+        })
+    }
+
+    /// `[rate_limit.hooks]`.
+    fn limit_hooks(&self, raw: &S<RawLimitHooks>) -> Result<LimitHooksSpec, ProfileError> {
+        let h = raw.get_ref();
+        let argv = |key: &str,
+                    value: &Option<S<Vec<S<String>>>>,
+                    known: &[&str]|
+         -> Result<Option<Vec<String>>, ProfileError> {
+            let Some(list) = value else { return Ok(None) };
+            if list.get_ref().is_empty() {
+                return self.err(
+                    list.span(),
+                    format!("`{key}` is empty; expected [\"program\", \"arg\", …] (run without a shell)"),
+                );
+            }
+            let mut out = Vec::new();
+            for arg in list.get_ref() {
+                let expanded = self.expand(arg)?;
+                let mut probe = |name: &str| known.contains(&name).then(String::new);
+                if let Err(e) = template::fill(&expanded, &mut probe) {
+                    let known = if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    };
+                    return self.err(
+                        arg.span(),
+                        format!("`{key}` argument `{expanded}`: {e}; known: {known}"),
+                    );
+                }
+                out.push(expanded);
+            }
+            Ok(Some(out))
+        };
+        let add_bypass_org = argv("add_bypass_org", &h.add_bypass_org, &["org_id"])?;
+        let stop_store = argv("stop_store", &h.stop_store, &[])?;
+        let start_store = argv("start_store", &h.start_store, &[])?;
+        if stop_store.is_some() != start_store.is_some() {
+            return self.err(
+                raw.span(),
+                "[rate_limit.hooks] needs both `stop_store` and `start_store` (RL-011 starts the store it stopped), or neither",
+            );
+        }
+        let store_url = match &h.store_url {
+            Some(url) => {
+                let expanded = self.expand(url)?;
+                if !(expanded.starts_with("redis://") || expanded.starts_with("rediss://")) {
+                    return self.err(
+                        url.span(),
+                        "`store_url` must be a redis:// or rediss:// URL (RL-012 reads the store's command statistics)",
+                    );
+                }
+                Some(expanded)
+            }
+            None => None,
+        };
+        let secs =
+            |key: &str, value: &Option<S<u64>>, default: u64, max: u64| -> Result<Duration, ProfileError> {
+                match value {
+                    None => Ok(Duration::from_secs(default)),
+                    Some(v) if (1..=max).contains(v.get_ref()) => Ok(Duration::from_secs(*v.get_ref())),
+                    Some(v) => self.err(v.span(), format!("`{key}` must be between 1 and {max}")),
+                }
+            };
+        Ok(LimitHooksSpec {
+            add_bypass_org,
+            bypass_reload: secs("bypass_reload_secs", &h.bypass_reload_secs, 5, 300)?,
+            stop_store,
+            start_store,
+            store_url,
+            timeout: secs("timeout_secs", &h.timeout_secs, 60, 600)?,
+        })
     }
 
     /// `[oauth]`: the connect flow.

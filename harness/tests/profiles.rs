@@ -111,6 +111,12 @@ fn bad_profiles_name_the_place_and_what_was_expected() {
         ("rate_limit policy twice", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\n[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/t\" }\nlimit = 5\nwindow_secs = 1\n"),
         ("rate_limit request placeholder", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s/{{ id }}\" }\nlimit = 5\nwindow_secs = 1\n"),
         ("rate_limit unknown key", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\nfail = \"open\"\n"),
+        ("rate_limit hooks stop without start", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\n[rate_limit.hooks]\nstop_store = [\"ops/redis\", \"stop\"]\n"),
+        ("rate_limit hooks empty command", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\n[rate_limit.hooks]\nadd_bypass_org = []\n"),
+        ("rate_limit hooks unknown placeholder", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\n[rate_limit.hooks]\nadd_bypass_org = [\"ops/bypass\", \"{{ org_slug }}\"]\n"),
+        ("rate_limit hooks store_url not redis", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\n[rate_limit.hooks]\nstore_url = \"http://127.0.0.1:6379\"\n"),
+        ("rate_limit hooks timeout zero", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\n[rate_limit.hooks]\nstore_url = \"redis://127.0.0.1:6379\"\ntimeout_secs = 0\n"),
+        ("rate_limit hooks unknown key", "[[rate_limit.policies]]\nname = \"s\"\nrequest = { path = \"/s\" }\nlimit = 5\nwindow_secs = 1\n[rate_limit.hooks]\nstop = [\"x\"]\n"),
         ("unknown template key", "[[resources]]\nname = \"p\"\ncreate = { path = \"/p\", bdoy = {} }\n"),
     ];
     let mut table = String::new();

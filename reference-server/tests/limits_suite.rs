@@ -71,6 +71,11 @@ fn profile(limited: &Limited) -> Profile {
          algorithm = \"sliding-window\"\nheaders = true\n",
         bases.join(", ")
     );
+    // The store's URL as an operator would declare it: RL-012 watches it.
+    let text = match &limited._redis {
+        Some(redis) => format!("{text}\n[rate_limit.hooks]\nstore_url = \"{}\"\n", redis.url()),
+        None => text,
+    };
     let vars = |name: &str| match name {
         "TENANTRY_BASE_URL" => Some(limited.stack.base.clone()),
         "TENANTRY_SECRET_KEY" => Some(SECRET_KEY.to_string()),
@@ -118,10 +123,21 @@ async fn the_clean_stack_has_no_rl_finding() {
         assert!(outcome.report.checks_run.contains(&id), "{id} did not run");
     }
     let skipped: Vec<_> = outcome.skipped.iter().map(|(id, _)| *id).collect();
-    for id in ["RL-005", "RL-011", "RL-012"] {
-        assert!(skipped.contains(&id), "{id} not reported as skipped: {skipped:?}");
+    // Without commands in [rate_limit.hooks], the checks that need them
+    // say so; with its store_url, RL-012 runs.
+    for id in ["RL-005", "RL-011"] {
+        let reason = outcome
+            .skipped
+            .iter()
+            .find(|(s, _)| *s == id)
+            .map(|(_, r)| r.as_str());
+        assert!(
+            reason.is_some_and(|r| r.contains("[rate_limit.hooks]")),
+            "{id} not reported as skipped with the way to run it: {skipped:?}"
+        );
         assert!(!outcome.report.checks_run.contains(&id));
     }
+    assert!(outcome.report.checks_run.contains(&"RL-012"), "{skipped:?}");
     assert!(outcome.report.requests > 100, "{}", outcome.report.requests);
     assert!(!outcome.report.to_json().to_string().contains(SECRET_KEY));
 }
@@ -176,6 +192,11 @@ mod flaws {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_nonatomic_decision_is_caught_by_rl_001() {
         caught_by(Flaw::RatelimitNonatomic, "RL-001").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_nonatomic_decision_is_caught_by_rl_012_through_the_profiles_store_url() {
+        caught_by(Flaw::RatelimitNonatomic, "RL-012").await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

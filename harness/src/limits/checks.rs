@@ -208,7 +208,7 @@ async fn cost(
     let Some(url) = hooks.and_then(|h| h.store_url()) else {
         suite.skip(
             "RL-012",
-            "not run: the harness has no URL of the target's store (the reference stack gives it with Redis)"
+            "not run: the harness has no URL of the target's store (give `store_url` in [rate_limit.hooks]; the reference stack gives it with Redis)"
                 .into(),
         );
         return Ok(());
@@ -289,7 +289,7 @@ async fn bypass(
     let Some(hooks) = hooks else {
         suite.skip(
             "RL-005",
-            "not run: the harness cannot edit the target's bypass list (no hooks; the reference stack provides them)"
+            "not run: the harness cannot edit the target's bypass list (declare `add_bypass_org` in [rate_limit.hooks]; the reference stack provides it)"
                 .into(),
         );
         return Ok(());
@@ -374,7 +374,7 @@ async fn store_down(
     let Some(hooks) = hooks else {
         suite.skip(
             "RL-011",
-            "not run: the harness cannot stop the target's store (no hooks; the reference stack provides them with Redis)"
+            "not run: the harness cannot stop the target's store (declare `stop_store` and `start_store` in [rate_limit.hooks]; the reference stack provides them with Redis)"
                 .into(),
         );
         return Ok(());

@@ -23,6 +23,9 @@
 //! again (no degraded header).
 
 mod checks;
+mod hooks;
+
+pub use hooks::CommandHooks;
 
 use std::time::{Duration, Instant};
 
@@ -100,8 +103,9 @@ pub trait LimitsHooks: Send + Sync {
 /// Users of org `users` besides `owner` (RL-003).
 const MEMBERS: &[&str] = &["m1", "m2", "m3"];
 
-/// Runs the suite, reporting skipped checks with their reasons (without
-/// hooks: RL-005 and RL-011 are not run).
+/// Runs the suite, reporting skipped checks with their reasons. The hooks
+/// are the profile's `[rate_limit.hooks]`; without them RL-005, RL-011 and
+/// RL-012 are not run.
 pub async fn run(
     profile: &Profile,
     client: &Client,
@@ -113,7 +117,8 @@ pub async fn run(
 }
 
 /// As [`run`], with `hooks` for the checks that act on the target beyond
-/// HTTP (RL-005, RL-011).
+/// HTTP (RL-005, RL-011, RL-012); without them, the profile's
+/// `[rate_limit.hooks]` if it has some.
 pub async fn run_with(
     profile: &Profile,
     client: &Client,
@@ -148,6 +153,8 @@ pub async fn run_with(
     if selected.is_empty() {
         return Ok(outcome);
     }
+    let declared = spec.hooks.clone().map(CommandHooks::new);
+    let hooks = hooks.or(declared.as_ref().map(|h| h as &dyn LimitsHooks));
     let mut canaries = CanarySource::new(seed);
     let tag = canaries.canary()[4..14].to_string();
     let mut world = sessions.provision(&world_spec(&tag)).await?;
