@@ -372,18 +372,18 @@ impl Suite {
         Ok(self.placement.apply(request, &actor.token))
     }
 
-    /// Sends `requests` all at once (as concurrently as the client allows).
+    /// Sends `requests` all at once: last-byte synchronised, so they
+    /// reach the target's handlers at one instant (over TLS, as
+    /// concurrently as the client allows).
     async fn burst(&self, requests: Vec<Request>) -> Vec<Sent> {
-        let start = Instant::now();
-        futures::future::join_all(requests.into_iter().map(|r| {
-            let client = self.client.clone();
-            async move {
-                let at = start.elapsed();
-                let reply = client.send(r).await;
-                Sent { at, reply }
-            }
-        }))
-        .await
+        let replies = self.client.send_synchronized(requests).await;
+        replies
+            .into_iter()
+            .map(|reply| Sent {
+                at: Duration::ZERO,
+                reply,
+            })
+            .collect()
     }
 
     /// Sends `request`, one at a time.

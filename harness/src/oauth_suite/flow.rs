@@ -132,6 +132,19 @@ impl Driver<'_> {
         self.send(who, Request::new("GET", url)).await
     }
 
+    /// The callbacks at `urls` as `who`, last-byte synchronised so they
+    /// reach the target at one instant (the double-redeem race).
+    pub async fn callbacks_at_once(&self, who: &Agent, urls: &[String]) -> Vec<Reply> {
+        let requests = urls
+            .iter()
+            .map(|url| {
+                self.placement
+                    .apply(Request::new("GET", url.as_str()), &who.token)
+            })
+            .collect();
+        self.client.send_synchronized(requests).await
+    }
+
     /// The connections of `who`'s active org.
     pub async fn connections(&self, who: &Agent) -> Result<Result<Vec<Value>, StepFailed>, RenderError> {
         let request = self.render(&self.spec.connections, &who.org, "")?;

@@ -440,12 +440,7 @@ impl Suite<'_> {
                 .map_err(setup)?;
             callbacks.push(callback);
         }
-        let replies = futures::future::join_all(
-            callbacks
-                .iter()
-                .map(|callback| self.driver.callback(Some(&alice), callback)),
-        )
-        .await;
+        let replies = self.driver.callbacks_at_once(&alice, &callbacks).await;
         let winners: Vec<&Reply> = replies.iter().filter(|r| accepted(r)).collect();
         for r in &replies {
             self.credit(&alice, r);

@@ -363,7 +363,8 @@ impl Runner<'_> {
         let sent = request_text(&request);
         let copies = step.concurrent.unwrap_or(1) as usize;
         let replies: Vec<Reply> = if copies > 1 {
-            futures::future::join_all((0..copies).map(|_| self.client.send(request.clone()))).await
+            // Last-byte synchronised: the copies reach the target at one instant.
+            self.client.send_synchronized(vec![request; copies]).await
         } else if step.expect.status.contains(&429) {
             // The step means to see the refusal: no waiting it out.
             vec![self.client.send(request).await]

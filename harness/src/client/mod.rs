@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
+mod synchronized;
+
 /// One request.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
@@ -128,6 +130,17 @@ impl Reply {
     }
 }
 
+/// A request as it goes on the wire.
+struct Outgoing {
+    method: String,
+    url: String,
+    /// The request's headers and its body's content type.
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    /// Redacted as the reply completes it.
+    transcript: String,
+}
+
 /// The client.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -136,6 +149,7 @@ pub struct Client {
     permits: Arc<Semaphore>,
     secrets: Arc<Mutex<Vec<String>>>,
     sent: Arc<AtomicU64>,
+    timeout: Duration,
 }
 
 /// Longest body excerpt kept in a transcript.
@@ -155,6 +169,7 @@ impl Client {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             secrets: Arc::default(),
             sent: Arc::default(),
+            timeout,
         }
     }
 
@@ -186,34 +201,29 @@ impl Client {
         out
     }
 
-    /// Sends `request`; transport failures come back as status 0.
-    pub async fn send(&self, request: Request) -> Reply {
-        let _permit = self.permits.acquire().await;
-        self.sent.fetch_add(1, Ordering::Relaxed);
+    /// What `request` puts on the wire: its URL, headers (with the body's
+    /// content type), body, and the redacted first half of its transcript.
+    fn outgoing(&self, request: &Request) -> Outgoing {
         let url = if request.path.starts_with("http://") || request.path.starts_with("https://") {
             request.path.clone()
         } else {
             format!("{}{}", self.base, request.path)
         };
-        let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-        let mut builder = self.http.request(method, &url);
-        for (k, v) in &request.headers {
-            builder = builder.header(k.as_str(), v.as_str());
-        }
-        let body_text = if let Some(body) = &request.json {
-            builder = builder.json(body);
-            Some(body.to_string())
+        let mut headers = request.headers.clone();
+        let body = if let Some(body) = &request.json {
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
+                headers.push(("content-type".into(), "application/json".into()));
+            }
+            Some(body.to_string().into_bytes())
         } else if let Some(pairs) = &request.form {
-            let text = form_encode(pairs);
-            builder = builder
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(text.clone());
-            Some(text)
+            headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+            Some(form_encode(pairs).into_bytes())
         } else if let Some((content_type, bytes)) = &request.raw {
-            builder = builder
-                .header("content-type", content_type.as_str())
-                .body(bytes.clone());
-            Some(String::from_utf8_lossy(bytes).into_owned())
+            headers.push(("content-type".into(), content_type.clone()));
+            Some(bytes.clone())
         } else {
             None
         };
@@ -226,26 +236,22 @@ impl Client {
             };
             transcript.push_str(&format!("{k}: {shown}\n"));
         }
-        if let Some(body) = &body_text {
-            transcript.push_str(&format!("\n{body}\n"));
+        if let Some(body) = &body {
+            transcript.push_str(&format!("\n{}\n", String::from_utf8_lossy(body)));
         }
-        let (status, headers, body) = match builder.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let headers: Vec<(String, String)> = response
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                    .collect();
-                let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
-                (status, headers, body)
-            }
-            Err(e) => (
-                0,
-                Vec::new(),
-                format!("transport error: {}", e.without_url()).into_bytes(),
-            ),
-        };
+        Outgoing {
+            method: request.method.clone(),
+            url,
+            headers,
+            body,
+            transcript,
+        }
+    }
+
+    /// The reply to `outgoing`: the transcript completed with the answer,
+    /// then redacted.
+    fn reply(&self, outgoing: Outgoing, status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Reply {
+        let mut transcript = outgoing.transcript;
         transcript.push_str(&format!("--> {status}\n"));
         for (k, v) in &headers {
             let shown = if k.eq_ignore_ascii_case("set-cookie") {
@@ -266,6 +272,39 @@ impl Client {
             body,
             transcript: self.redact(&transcript),
         }
+    }
+
+    /// Sends `request`; transport failures come back as status 0.
+    pub async fn send(&self, request: Request) -> Reply {
+        let _permit = self.permits.acquire().await;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let outgoing = self.outgoing(&request);
+        let method = reqwest::Method::from_bytes(outgoing.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut builder = self.http.request(method, &outgoing.url);
+        for (k, v) in &outgoing.headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        if let Some(body) = &outgoing.body {
+            builder = builder.body(body.clone());
+        }
+        let (status, headers, body) = match builder.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let headers: Vec<(String, String)> = response
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                    .collect();
+                let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+                (status, headers, body)
+            }
+            Err(e) => (
+                0,
+                Vec::new(),
+                format!("transport error: {}", e.without_url()).into_bytes(),
+            ),
+        };
+        self.reply(outgoing, status, headers, body)
     }
 }
 
