@@ -24,6 +24,7 @@ use tenantry_harness::audit::{self, Report};
 use tenantry_harness::checks::{Selection, CHECKS};
 use tenantry_harness::client::Client;
 use tenantry_harness::profile::Profile;
+use tenantry_harness::session::Sessions;
 use tenantry_harness::tokens::{self, AuditOptions, RsaKey};
 
 /// The stack's active signing key, as its operator would hand it over: a
@@ -34,12 +35,18 @@ fn operator_key(stack: &TestStack) -> RsaKey {
     RsaKey::from_pem("", &pem).expect("the stack's key loads")
 }
 
-async fn suite(stack: &TestStack, signing_key: Option<RsaKey>) -> Report {
+/// The built-in profile for `stack`, a client and its sessions.
+async fn connect(stack: &TestStack) -> (Profile, Client, Sessions) {
     let profile = Profile::reference(&stack.base, SECRET_KEY, PARTY);
     let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
-    let mut sessions = audit::sessions_for(&profile, &client)
+    let sessions = audit::sessions_for(&profile, &client)
         .await
         .expect("a session source");
+    (profile, client, sessions)
+}
+
+async fn suite(stack: &TestStack, signing_key: Option<RsaKey>) -> Report {
+    let (profile, client, mut sessions) = connect(stack).await;
     tokens::audit_with(
         &profile,
         &client,
@@ -80,9 +87,7 @@ async fn the_clean_stack_refuses_every_attack_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_selection_limits_the_suite_and_an_empty_one_sends_nothing() {
     let stack = TestStack::with_proxy().await;
-    let profile = Profile::reference(&stack.base, SECRET_KEY, PARTY);
-    let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
-    let mut sessions = audit::sessions_for(&profile, &client).await.unwrap();
+    let (profile, client, mut sessions) = connect(&stack).await;
     let only = Selection::parse("TOK-003,TOK-025", None).unwrap();
     let report = tokens::audit(&profile, &client, &mut sessions, &only, 7)
         .await
@@ -99,9 +104,7 @@ async fn a_selection_limits_the_suite_and_an_empty_one_sends_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signing_key_the_target_does_not_publish_is_refused() {
     let stack = TestStack::with_proxy().await;
-    let profile = Profile::reference(&stack.base, SECRET_KEY, PARTY);
-    let client = Client::new(&profile.base_url, 16, Duration::from_secs(20));
-    let mut sessions = audit::sessions_for(&profile, &client).await.unwrap();
+    let (profile, client, mut sessions) = connect(&stack).await;
     let stranger = RsaKey::generate("not-theirs").unwrap();
     let only = Selection::parse("TOK-013", None).unwrap();
     let options = AuditOptions {

@@ -588,6 +588,36 @@ fn over(sent: &[Sent]) -> Vec<String> {
         .collect()
 }
 
+/// A burst of one org judged against the policy's bound.
+struct Overrun {
+    sent: Vec<Sent>,
+    elapsed: Duration,
+    /// Admitted.
+    got: u64,
+    /// The most the policy admits in `elapsed`.
+    bound: u64,
+}
+
+/// `n` requests of `a` at once (each passed through `decorate`), screened
+/// for `check`, with what was admitted and what may be.
+async fn overrun(
+    suite: &mut Suite,
+    check: &str,
+    policy: &LimitPolicy,
+    a: &Actor,
+    n: usize,
+    decorate: &dyn Fn(usize, crate::client::Request) -> crate::client::Request,
+) -> Result<Overrun, AuditError> {
+    let (sent, elapsed) = burst(suite, policy, std::slice::from_ref(a), n, false, decorate).await?;
+    screen(suite, check, policy, a, &sent)?;
+    Ok(Overrun {
+        got: admitted(&sent) as u64,
+        bound: allowed(policy, elapsed),
+        sent,
+        elapsed,
+    })
+}
+
 /// The orgs RL-001 bursts with, one per round: a race that one burst
 /// misses (the requests happened to reach the store one after another)
 /// gets further tries, each on an org with its budget whole.
@@ -602,10 +632,12 @@ async fn exact(suite: &mut Suite, policy: &LimitPolicy) -> Result<(), AuditError
     let n = (3 * policy.limit as usize).max(6);
     for (round, org) in EXACT_ROUNDS.iter().enumerate() {
         let a = actor(suite, org, "owner")?;
-        let (sent, elapsed) = burst(suite, policy, std::slice::from_ref(&a), n, false, &plain).await?;
-        screen(suite, "RL-001", policy, &a, &sent)?;
-        let got = admitted(&sent) as u64;
-        let bound = allowed(policy, elapsed);
+        let Overrun {
+            sent,
+            elapsed,
+            got,
+            bound,
+        } = overrun(suite, "RL-001", policy, &a, n, &plain).await?;
         if got > bound {
             suite.finding(
                 "RL-001",
@@ -719,10 +751,7 @@ async fn spoofed(suite: &mut Suite, policy: &LimitPolicy) -> Result<(), AuditErr
             .header("true-client-ip", ip.clone())
             .header("cf-connecting-ip", ip)
     };
-    let (sent, elapsed) = burst(suite, policy, std::slice::from_ref(&a), n, false, &spoof).await?;
-    screen(suite, "RL-004", policy, &a, &sent)?;
-    let got = admitted(&sent) as u64;
-    let bound = allowed(policy, elapsed);
+    let Overrun { sent, got, bound, .. } = overrun(suite, "RL-004", policy, &a, n, &spoof).await?;
     if got > bound {
         suite.finding(
             "RL-004",
