@@ -32,7 +32,21 @@ impl Client {
     /// Whether a burst of `requests` goes out synchronised (plain HTTP, at
     /// most [`MAX_SYNCHRONIZED`]).
     pub fn synchronized_for(&self, requests: &[Request]) -> bool {
-        requests.len() <= MAX_SYNCHRONIZED && requests.iter().all(|r| wire(&self.outgoing(r)).is_some())
+        self.prepare_synchronized(requests).is_some()
+    }
+
+    /// Each request as it goes out and as raw bytes, if all can go raw.
+    fn prepare_synchronized(&self, requests: &[Request]) -> Option<Vec<(Outgoing, Wire)>> {
+        if requests.len() > MAX_SYNCHRONIZED {
+            return None;
+        }
+        requests
+            .iter()
+            .map(|r| {
+                let outgoing = self.outgoing(r);
+                wire(&outgoing).map(|w| (outgoing, w))
+            })
+            .collect()
     }
 
     /// Sends `requests` so that they complete at the same instant (see the
@@ -40,19 +54,11 @@ impl Client {
     /// Where that cannot be done ([`Client::synchronized_for`]), they are
     /// sent through the pool all at once.
     pub async fn send_synchronized(&self, requests: Vec<Request>) -> Vec<Reply> {
-        if !self.synchronized_for(&requests) {
+        let Some(prepared) = self.prepare_synchronized(&requests) else {
             return futures::future::join_all(requests.into_iter().map(|r| self.send(r))).await;
-        }
+        };
         self.sent
-            .fetch_add(requests.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let prepared: Vec<(Outgoing, Wire)> = requests
-            .iter()
-            .map(|r| {
-                let outgoing = self.outgoing(r);
-                let wire = wire(&outgoing).expect("checked by synchronized_for");
-                (outgoing, wire)
-            })
-            .collect();
+            .fetch_add(prepared.len() as u64, std::sync::atomic::Ordering::Relaxed);
         // Connections, and every request but its last byte.
         let mut streams = futures::future::join_all(prepared.iter().map(|(_, w)| async move {
             let mut stream = tokio::time::timeout(self.timeout, TcpStream::connect(w.address.as_str()))
