@@ -262,13 +262,26 @@ fn remaining_by_org(
     by_org
 }
 
+/// A Redis of its own, the limiter's store on it, and a connection to
+/// watch it with (keep the Redis alive while they are used).
+async fn store_and_admin() -> (
+    tenantry_harness::services::Redis,
+    tenantry_reference::ratelimit::RedisStore,
+    redis::aio::MultiplexedConnection,
+) {
+    let redis = tenantry_harness::services::Redis::start().await.unwrap();
+    let store = tenantry_reference::ratelimit::RedisStore::connect(redis.url())
+        .await
+        .unwrap();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let admin = client.get_multiplexed_async_connection().await.unwrap();
+    (redis, store, admin)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batched_decisions_for_many_orgs_admit_exactly_each_orgs_limit() {
-    use tenantry_reference::ratelimit::{key, Algorithm, Policy, RedisStore};
-    let redis = tenantry_harness::services::Redis::start().await.unwrap();
-    let store = RedisStore::connect(redis.url()).await.unwrap();
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    use tenantry_reference::ratelimit::{key, Algorithm, Policy};
+    let (_redis, store, mut admin) = store_and_admin().await;
     const ORGS: usize = 7;
     const PER_ORG: usize = 300;
     const LIMIT: u32 = 37;
@@ -320,11 +333,8 @@ async fn batched_decisions_for_many_orgs_admit_exactly_each_orgs_limit() {
 async fn a_script_flush_in_the_middle_of_batched_load_is_recovered() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use tenantry_reference::ratelimit::{key, Policy, RedisStore};
-    let redis = tenantry_harness::services::Redis::start().await.unwrap();
-    let store = RedisStore::connect(redis.url()).await.unwrap();
-    let client = redis::Client::open(redis.url()).unwrap();
-    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    use tenantry_reference::ratelimit::{key, Policy};
+    let (_redis, store, mut admin) = store_and_admin().await;
     const ORGS: usize = 5;
     const CALLERS: usize = 64;
     const EACH: usize = 60;
