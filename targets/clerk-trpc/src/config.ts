@@ -74,6 +74,13 @@ export function publishableKeyFor(host: string, kind: 'live' | 'test' = 'live'):
 }
 
 export function loadConfig(env: Env = process.env): Config {
+  // First: a mistyped flaw must never start the clean app (or any app).
+  let flaws: Flaws;
+  try {
+    flaws = Flaws.parse(env.TARGET_FLAW);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
   const port = Number(env.PORT ?? '3000');
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError('PORT must be a port number');
   const secretKey = required(env, 'CLERK_SECRET_KEY');
@@ -97,12 +104,6 @@ export function loadConfig(env: Env = process.env): Config {
   let rateLimits: Record<string, Policy>;
   try {
     rateLimits = policies(env.RATE_LIMITS);
-  } catch (e) {
-    throw new ConfigError((e as Error).message);
-  }
-  let flaws: Flaws;
-  try {
-    flaws = Flaws.parse(env.TARGET_FLAW);
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }

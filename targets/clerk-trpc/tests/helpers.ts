@@ -210,7 +210,7 @@ export async function freshDatabase(): Promise<{ url: string; appUrl: string; dr
   const url = new URL(admin);
   url.pathname = `/${name}`;
   const appUrl = new URL(url);
-  appUrl.username = 'clerk_trpc_test_app';
+  appUrl.username = `${name}_app`;
   appUrl.password = APP_PASSWORD;
   return {
     url: url.toString(),
@@ -218,6 +218,7 @@ export async function freshDatabase(): Promise<{ url: string; appUrl: string; dr
     async drop() {
       const r = postgres(admin, { max: 1, onnotice: () => {} });
       await r.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await r.unsafe(`DROP ROLE IF EXISTS ${name}_app`);
       await r.end();
     },
   };

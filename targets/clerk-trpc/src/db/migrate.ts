@@ -59,7 +59,7 @@ export async function migrate(databaseUrl: string, appDatabaseUrl: string, flaws
       await tx`SELECT pg_advisory_xact_lock(${LOCK_KEY})`;
       for (const role of [OWNER_ROLE, APP_GROUP_ROLE]) {
         const [exists] = await tx`SELECT 1 AS one FROM pg_roles WHERE rolname = ${role}`;
-        if (!exists) await tx.unsafe(`CREATE ROLE ${role} NOLOGIN NOSUPERUSER NOBYPASSRLS`);
+        if (!exists) await createRole(tx, `CREATE ROLE ${role} NOLOGIN NOSUPERUSER NOBYPASSRLS`);
       }
       await tx.unsafe(`GRANT USAGE, CREATE ON SCHEMA public TO ${OWNER_ROLE}`);
       await tx.unsafe(`GRANT USAGE ON SCHEMA public TO ${APP_GROUP_ROLE}`);
@@ -85,6 +85,22 @@ export async function migrate(databaseUrl: string, appDatabaseUrl: string, flaws
   }
 }
 
+/**
+ * Runs a CREATE ROLE that another instance (or another database's migrator:
+ * roles are cluster-wide, advisory locks are not) may be running at the same
+ * moment; losing that race is fine. Returns whether this one created it.
+ */
+async function createRole(tx: postgres.TransactionSql, statement: string): Promise<boolean> {
+  try {
+    await tx.savepoint((sp) => sp.unsafe(statement));
+    return true;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === '42710' || code === '23505') return false; // duplicate_object, unique_violation
+    throw e;
+  }
+}
+
 async function syncLoginRole(tx: postgres.TransactionSql, role: string, password: string): Promise<void> {
   const [existing] = await tx`
     SELECT rolsuper, rolbypassrls, pg_has_role(rolname, ${OWNER_ROLE}, 'MEMBER') AS owner
@@ -96,8 +112,9 @@ async function syncLoginRole(tx: postgres.TransactionSql, role: string, password
   }
   // Utility statements take no bind parameters: let the server quote.
   const [create] = await tx`
-    SELECT format(${existing ? 'ALTER ROLE %I WITH LOGIN PASSWORD %L' : 'CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS INHERIT PASSWORD %L'}, ${role}::text, ${password}::text) AS stmt`;
-  await tx.unsafe(create!.stmt as string);
+    SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS INHERIT PASSWORD %L', ${role}::text, ${password}::text) AS stmt,
+           format('ALTER ROLE %I WITH LOGIN PASSWORD %L', ${role}::text, ${password}::text) AS alter`;
+  if (existing || !(await createRole(tx, create!.stmt as string))) await tx.unsafe(create!.alter as string);
   const [grant] = await tx`SELECT format('GRANT %I TO %I', ${APP_GROUP_ROLE}::text, ${role}::text) AS grant`;
   await tx.unsafe(grant!.grant as string);
   const [connect] = await tx`

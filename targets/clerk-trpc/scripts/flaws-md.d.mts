@@ -1,0 +1,1 @@
+export function render(manifest: unknown): string;
