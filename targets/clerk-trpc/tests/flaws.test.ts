@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import postgres from 'postgres';
 import { FLAW_NAMES, type FlawName } from '../src/flaws.ts';
 import { ClerkFixture, startTestApp, twoOrgWorld, type TestApp } from './helpers.ts';
@@ -119,13 +119,13 @@ const demos: Record<FlawName, { env?: Record<string, string>; show(t: TestApp, w
     },
   },
   'ratelimit-key-forwarded-ip': {
-    env: { RATE_LIMITS: 'search=3/2' },
+    env: { RATE_LIMITS: 'search=3/60' },
     async show(t, w) {
       assert.deepEqual(await searches(t, w, (i) => ({ 'x-forwarded-for': `10.0.0.${i}` })), [200, 200, 200, 200]);
     },
   },
   'ratelimit-bypass-read-once': {
-    env: { RATE_LIMITS: 'search=3/2' },
+    env: { RATE_LIMITS: 'search=3/60' },
     async show(t, w) {
       writeFileSync(t.app.deps.config.rateLimitBypassFile!, `${w.a.id}\n`);
       await new Promise((r) => setTimeout(r, 1500));
@@ -156,7 +156,12 @@ const demos: Record<FlawName, { env?: Record<string, string>; show(t: TestApp, w
   },
 };
 
-describe('flaw switches', () => {
+// The flaw apps are independent (a database each, random ids in Redis): run them side by side.
+describe('flaw switches', { concurrency: 4 }, () => {
+  const clerk = new ClerkFixture();
+  before(() => clerk.start());
+  after(() => clerk.close());
+
   it('flaws.json names exactly the switches of src/flaws.ts', () => {
     const manifest = JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'flaws.json'), 'utf8')) as { flaws: { name: string }[] };
     assert.deepEqual(manifest.flaws.map((f) => f.name).sort(), [...FLAW_NAMES].sort());
@@ -187,10 +192,8 @@ describe('flaw switches', () => {
     assert.match(run.stderr, /TARGET_FLAW: unknown flaw "no-such-flaw"/);
   });
 
-  const clerk = new ClerkFixture();
   for (const name of FLAW_NAMES) {
     it(`${name}: starts, is healthy and shows its mistake`, async () => {
-      if (!clerk.apiUrl) await clerk.start();
       const bypass = path.join(mkdtempSync(path.join(tmpdir(), 'clerk-trpc-')), 'bypass.txt');
       writeFileSync(bypass, '# no org bypasses\n');
       const demo = demos[name];
@@ -204,7 +207,4 @@ describe('flaw switches', () => {
       }
     });
   }
-  it('closes the fixture', async () => {
-    if (clerk.apiUrl) await clerk.close();
-  });
 });

@@ -1,9 +1,8 @@
 /** JSON answers. Errors are `{"error": "<code>"}`: never a stack, never internals. */
-export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers },
-  });
+export function json(status: number, body: unknown, extra: Record<string, string> = {}): Response {
+  const headers = new Headers({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  for (const [name, value] of Object.entries(extra)) headers.set(name, value);
+  return new Response(JSON.stringify(body), { status, headers });
 }
 
 export function error(status: number, code: string, headers: Record<string, string> = {}): Response {

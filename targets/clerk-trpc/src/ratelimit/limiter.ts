@@ -101,8 +101,8 @@ export class RateLimiter {
       RateLimit: `"${policy.name}";r=${remaining};t=${resetSecs}`,
     };
     if (admitted !== 1) {
+      // The 429 itself is `no-store` like every JSON answer (http/respond.ts).
       headers['Retry-After'] = String(Math.min(resetSecs, policy.windowSecs));
-      headers['Cache-Control'] = 'no-store';
     }
     return { admitted: admitted === 1, headers };
   }
