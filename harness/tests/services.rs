@@ -181,3 +181,76 @@ async fn redis_starts_stops_and_restarts_on_the_same_port() {
     let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
     assert_eq!(pong, "PONG");
 }
+
+/// The kernel's ephemeral range, as the services module reads it.
+fn ephemeral_range() -> (u16, u16) {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let mut parts = text.split_whitespace().map(|p| p.parse::<u16>().unwrap());
+    (parts.next().unwrap(), parts.next().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarts_on_its_port_while_clients_storm_it() {
+    let pg = Arc::new(Postgres::start().await.unwrap());
+    let port = pg.port();
+    let (low, high) = ephemeral_range();
+    assert!(
+        !(low..=high).contains(&port),
+        "port {port} lies in the ephemeral range {low}..={high}: a client's reconnect could self-connect to it"
+    );
+    let admin = connect(&pg.url("postgres")).await;
+    admin
+        // The cluster runs with synchronous_commit off; this commit must be
+        // written out before the crash-like stop.
+        .batch_execute("SET synchronous_commit = on; CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)")
+        .await
+        .unwrap();
+    drop(admin);
+    // Clients reconnecting as fast as they can while the server is down:
+    // the storm that, with the port in the ephemeral range, ends in a TCP
+    // self-connect that holds the port.
+    let storming = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let stormers: Vec<_> = (0..4)
+        .map(|_| {
+            let storming = Arc::clone(&storming);
+            let attempts = Arc::clone(&attempts);
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                while storming.load(Ordering::Relaxed) {
+                    attempts.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+                        held.push(stream);
+                        held.truncate(8);
+                    }
+                }
+            })
+        })
+        .collect();
+    for round in 0..3 {
+        let pg2 = Arc::clone(&pg);
+        tokio::task::spawn_blocking(move || pg2.stop())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!pg.running());
+        let before = attempts.load(Ordering::Relaxed);
+        while attempts.load(Ordering::Relaxed) < before + 2_000 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let pg2 = Arc::clone(&pg);
+        tokio::task::spawn_blocking(move || pg2.restart())
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("round {round}: postgres did not start again on port {port}: {e}"));
+        assert!(pg.running());
+        assert_eq!(pg.port(), port);
+        let client = connect(&pg.url("postgres")).await;
+        let n: i32 = client.query_one("SELECT n FROM kept", &[]).await.unwrap().get(0);
+        assert_eq!(n, 7, "round {round}: the data survived the restart");
+    }
+    storming.store(false, Ordering::Relaxed);
+    for stormer in stormers {
+        stormer.join().unwrap();
+    }
+}

@@ -132,9 +132,8 @@ impl fmt::Display for Source {
 
 enum PgBackend {
     External,
-    // Held for its Drop, which stops the server.
-    #[allow(dead_code)]
-    Local(postgres_local::LocalPostgres),
+    // Its Drop stops the server; stop/restart take it away and back.
+    Local(Mutex<postgres_local::LocalPostgres>),
     // Held for its Drop: the container lives as long as the handle.
     #[cfg(feature = "docker")]
     #[allow(dead_code)]
@@ -152,7 +151,7 @@ pub struct Postgres {
     started_in: Duration,
     templates: Mutex<HashSet<String>>,
     template_lock: tokio::sync::Mutex<()>,
-    _backend: PgBackend,
+    backend: PgBackend,
 }
 
 impl fmt::Debug for Postgres {
@@ -238,7 +237,7 @@ impl Postgres {
             Source::Local { cold: local.cold },
             local.version.clone(),
             began,
-            PgBackend::Local(local),
+            PgBackend::Local(Mutex::new(local)),
         ))
     }
 
@@ -263,7 +262,7 @@ impl Postgres {
             started_in: began.elapsed(),
             templates: Mutex::new(HashSet::new()),
             template_lock: tokio::sync::Mutex::const_new(()),
-            _backend: backend,
+            backend: backend,
         }
     }
 
@@ -351,6 +350,40 @@ impl Postgres {
     /// The TCP port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops a locally started server at once (an immediate shutdown: every
+    /// client is cut off, as in a crash). Only servers this process started
+    /// can be stopped.
+    pub fn stop(&self) -> Result<(), ServiceError> {
+        match &self.backend {
+            PgBackend::Local(local) => {
+                lock(local).stop();
+                Ok(())
+            }
+            _ => Err(ServiceError::Setup {
+                what: "only a Postgres started from local binaries can be stopped by the harness".into(),
+            }),
+        }
+    }
+
+    /// Starts a stopped local server again, on the same port with the same
+    /// data (crash recovery runs first).
+    pub fn restart(&self) -> Result<(), ServiceError> {
+        match &self.backend {
+            PgBackend::Local(local) => lock(local).restart(),
+            _ => Err(ServiceError::Setup {
+                what: "only a Postgres started from local binaries can be restarted by the harness".into(),
+            }),
+        }
+    }
+
+    /// Whether the server is running (always true for servers we do not own).
+    pub fn running(&self) -> bool {
+        match &self.backend {
+            PgBackend::Local(local) => lock(local).running(),
+            _ => true,
+        }
     }
 
     async fn admin(&self) -> Result<(tokio_postgres::Client, ConnectionTask), ServiceError> {

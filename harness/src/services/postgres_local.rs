@@ -185,7 +185,9 @@ fn as_account(cmd: &mut Command, account: Option<&RunAs>) {
     }
 }
 
-/// A Postgres server started by us. Stopping it removes its folder.
+/// A Postgres server started by us. Dropping it stops the server and
+/// removes its folder; [`LocalPostgres::stop`] and [`LocalPostgres::restart`]
+/// take it away and bring it back on the same port with the same data.
 #[derive(Debug)]
 pub(crate) struct LocalPostgres {
     child: Option<Child>,
@@ -193,8 +195,10 @@ pub(crate) struct LocalPostgres {
     pub password: String,
     pub version: String,
     pub cold: bool,
+    bins: Binaries,
+    account: Option<RunAs>,
     // Dropped last: the folder goes after the server stops.
-    _run: RunDir,
+    run: RunDir,
 }
 
 impl LocalPostgres {
@@ -223,9 +227,11 @@ impl LocalPostgres {
                         child: Some(child),
                         port,
                         password: template.password,
-                        version: bins.version,
+                        version: bins.version.clone(),
                         cold,
-                        _run: run,
+                        bins,
+                        account,
+                        run,
                     });
                 }
                 Err(e) => last_error = Some(e),
@@ -302,8 +308,31 @@ fn spawn(
     }
 }
 
-impl Drop for LocalPostgres {
-    fn drop(&mut self) {
+impl LocalPostgres {
+    /// Stops the server with an immediate shutdown (SIGQUIT): clients are
+    /// cut off and nothing is checkpointed, as in a crash; the next start
+    /// runs crash recovery.
+    pub(crate) fn stop(&mut self) {
+        self.shut_down();
+    }
+
+    /// Starts the stopped server again on the same port with the same data.
+    /// The port lies outside the ephemeral range ([`process::free_port`]), so
+    /// no client's reconnect attempt can be holding it.
+    pub(crate) fn restart(&mut self) -> Result<(), ServiceError> {
+        self.shut_down();
+        let data = self.run.path.join("data");
+        let child = spawn(&self.bins, &self.run, &data, self.port, self.account.as_ref())?;
+        self.run.record_server(child.id());
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub(crate) fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn shut_down(&mut self) {
         if let Some(mut child) = self.child.take() {
             // Immediate shutdown: the cluster is thrown away anyway.
             process::signal(child.id(), "QUIT");
@@ -320,6 +349,12 @@ impl Drop for LocalPostgres {
                 }
             }
         }
+    }
+}
+
+impl Drop for LocalPostgres {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }
 

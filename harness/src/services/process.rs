@@ -57,11 +57,65 @@ fn getrandom_fill(buf: &mut [u8]) -> io::Result<()> {
     fs::File::open("/dev/urandom")?.read_exact(buf)
 }
 
-/// A port on 127.0.0.1 that was free a moment ago. The server that binds it
-/// may still lose a race with another process; callers retry on that.
+/// The kernel's ephemeral port range, where outgoing connections get their
+/// local port: `/proc/sys/net/ipv4/ip_local_port_range`, or Linux's default
+/// when it cannot be read.
+pub(crate) fn ephemeral_range() -> (u16, u16) {
+    fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| parse_port_range(&text))
+        .unwrap_or((32768, 60999))
+}
+
+/// Parses `ip_local_port_range` ("32768\t60999\n").
+pub(crate) fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+    let mut parts = text.split_whitespace().map(str::parse::<u16>);
+    let (low, high) = (parts.next()?.ok()?, parts.next()?.ok()?);
+    (low <= high).then_some((low, high))
+}
+
+/// Where a service port is drawn from: outside the ephemeral range, so no
+/// outgoing connection can ever hold it. A client that connects to a port
+/// nothing listens on, from a local port picked out of the ephemeral range,
+/// can connect to itself when both are the same (a TCP simultaneous open);
+/// a server stopped for a moment would then find its port taken. Below the
+/// range (up to 16 384 ports, never under 1 024), else above it.
+pub(crate) fn service_ports((low, high): (u16, u16)) -> Option<std::ops::RangeInclusive<u16>> {
+    const FLOOR: u16 = 1024;
+    const SPAN: u16 = 16_384;
+    if low > FLOOR + 256 {
+        return Some(low.saturating_sub(SPAN).max(FLOOR)..=low - 1);
+    }
+    (high < u16::MAX - 256).then(|| high + 1..=high.saturating_add(SPAN))
+}
+
+/// A port on 127.0.0.1 that was free a moment ago, outside the kernel's
+/// ephemeral range ([`service_ports`]). The server that binds it may still
+/// lose a race with another process; callers retry on that.
 pub(crate) fn free_port() -> io::Result<u16> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
+    let Some(ports) = service_ports(ephemeral_range()) else {
+        // The ephemeral range covers (nearly) every port: nothing is outside it.
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        return Ok(listener.local_addr()?.port());
+    };
+    let span = u32::from(*ports.end() - *ports.start()) + 1;
+    let mut seed = u64::from_str_radix(&random_hex()[..16], 16).unwrap_or(0x9e37_79b9_7f4a_7c15);
+    let mut last = io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no free port outside the ephemeral range",
+    );
+    for _ in 0..256 {
+        // xorshift: a new candidate each round without reading /dev/urandom again.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let port = *ports.start() + (seed % u64::from(span)) as u16;
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(listener) => return Ok(listener.local_addr()?.port()),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// The account a server runs as.
@@ -338,8 +392,28 @@ mod tests {
     }
 
     #[test]
-    fn free_ports_are_bindable() {
-        let port = free_port().unwrap();
-        assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+    fn free_ports_are_bindable_and_outside_the_ephemeral_range() {
+        let (low, high) = ephemeral_range();
+        for _ in 0..20 {
+            let port = free_port().unwrap();
+            assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+            assert!(
+                !(low..=high).contains(&port),
+                "port {port} lies in the ephemeral range {low}..={high}"
+            );
+        }
+    }
+
+    #[test]
+    fn service_ports_avoid_the_ephemeral_range() {
+        assert_eq!(parse_port_range("32768\t60999\n"), Some((32768, 60999)));
+        assert_eq!(parse_port_range("1024 65535"), Some((1024, 65535)));
+        assert_eq!(parse_port_range("60999 32768"), None);
+        assert_eq!(parse_port_range("garbage"), None);
+        assert_eq!(service_ports((32768, 60999)), Some(16384..=32767));
+        assert_eq!(service_ports((10000, 20000)), Some(1024..=9999));
+        // The range starts too low: above it instead.
+        assert_eq!(service_ports((1024, 40000)), Some(40001..=56384));
+        assert_eq!(service_ports((1024, 65535)), None);
     }
 }
