@@ -60,7 +60,11 @@ pub async fn seed_projects(admin_url: &str, rows_per_org: i64) -> Result<(), See
 /// transaction and no `set_config` (the baselines).
 pub fn bare_pool(admin_url: &str, org: &str, size: usize) -> Result<wire::Pool, WireError> {
     let config = WireConfig::from_url(admin_url, APP_ROLE, APP_PASSWORD)?.parameter("app.org_id", org);
-    wire::Pool::builder(wire::Manager::new(config))
+    let breaker = tenantry_reference::circuit::Breaker::new(
+        "postgres",
+        tenantry_reference::circuit::CircuitConfig::default(),
+    );
+    wire::Pool::builder(wire::Manager::new(config, std::sync::Arc::new(breaker)))
         .max_size(size)
         .runtime(deadpool::Runtime::Tokio1)
         .build()

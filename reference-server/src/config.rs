@@ -29,6 +29,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// `[oauth]`
     pub oauth: OAuthConfig,
+    /// `[circuit]`: the breakers in front of Postgres and Redis.
+    pub circuit: crate::circuit::CircuitConfig,
 }
 
 /// `[oauth]`: org-scoped OAuth connect flows.
@@ -166,7 +168,9 @@ pub struct RateLimitConfig {
     pub store: Option<StoreKind>,
     /// `rate_limit.redis_url`: `redis://host:port[/db]`.
     pub redis_url: Option<String>,
-    /// `rate_limit.store_timeout_ms`: the store's deadline per decision, default 50.
+    /// `rate_limit.store_timeout_ms`: the store's deadline per decision,
+    /// default 250 (a store that is down is the circuit breaker's job, see
+    /// `[circuit]`; this only tells a slow answer from none).
     pub store_timeout_ms: u64,
     /// `rate_limit.bypass_orgs`: orgs never limited; reloaded from the file
     /// without a restart.
@@ -209,7 +213,7 @@ impl Default for RateLimitConfig {
         Self {
             store: None,
             redis_url: None,
-            store_timeout_ms: 50,
+            store_timeout_ms: 250,
             bypass_orgs: Vec::new(),
             reload_interval_ms: 1_000,
             policies: Default::default(),
@@ -798,6 +802,9 @@ impl Config {
         }
         self.validate_rate_limit()?;
         self.validate_oauth()?;
+        self.circuit
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         if let Some(url) = &self.database.url {
             if url.parse::<tokio_postgres::Config>().is_err() {
                 return Err(invalid(

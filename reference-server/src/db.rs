@@ -12,9 +12,14 @@
 //! each once (recorded with a checksum in `app.schema_migrations`), under an
 //! advisory lock, so concurrent starts are safe and re-runs are no-ops.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::NoTls;
+
+use crate::circuit::Breaker;
 
 use crate::config::Isolation;
 use crate::wire::{Manager, Pool, WireConfig};
@@ -497,6 +502,18 @@ pub fn pool_as(
     password: &str,
     settings: &PoolSettings,
 ) -> Result<Pool, DbSetupError> {
+    let breaker = Breaker::new("postgres", crate::circuit::CircuitConfig::default());
+    pool_behind(admin_url, user, password, settings, Arc::new(breaker))
+}
+
+/// As [`pool_as`], with the connection attempts gated by `breaker`.
+pub fn pool_behind(
+    admin_url: &str,
+    user: &str,
+    password: &str,
+    settings: &PoolSettings,
+    breaker: Arc<Breaker>,
+) -> Result<Pool, DbSetupError> {
     let config = WireConfig::from_url(admin_url, user, password)
         .map_err(|e| DbSetupError::Pool(e.to_string()))?
         .parameter("application_name", "tenantry-reference")
@@ -507,7 +524,7 @@ pub fn pool_as(
     // A connection goes back to the pool only when its last pipeline ran to
     // completion and no transaction is open (the org context is
     // transaction-local); anything else is discarded.
-    Pool::builder(Manager::new(config))
+    Pool::builder(Manager::new(config, breaker))
         .max_size(settings.size)
         .runtime(deadpool::Runtime::Tokio1)
         .wait_timeout(Some(Duration::from_secs(5)))
@@ -525,6 +542,18 @@ pub fn identity_pool(
     size: usize,
     statement_timeout: Duration,
 ) -> Result<deadpool_postgres::Pool, DbSetupError> {
+    let breaker = crate::circuit::Breaker::new("identity-store", crate::circuit::CircuitConfig::default());
+    identity_pool_behind(admin_url, password, size, statement_timeout, Arc::new(breaker))
+}
+
+/// As [`identity_pool`], with the connection attempts gated by `breaker`.
+pub fn identity_pool_behind(
+    admin_url: &str,
+    password: &str,
+    size: usize,
+    statement_timeout: Duration,
+    breaker: Arc<Breaker>,
+) -> Result<deadpool_postgres::Pool, DbSetupError> {
     let mut config: tokio_postgres::Config = admin_url
         .parse()
         .map_err(|e: tokio_postgres::Error| DbSetupError::Pool(e.to_string()))?;
@@ -533,9 +562,9 @@ pub fn identity_pool(
         .password(password)
         .application_name("tenantry-identity")
         .options(format!("-c statement_timeout={}", statement_timeout.as_millis()));
-    let manager = deadpool_postgres::Manager::from_config(
+    let manager = deadpool_postgres::Manager::from_connect(
         config,
-        NoTls,
+        BreakerConnect { breaker },
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },
@@ -547,6 +576,50 @@ pub fn identity_pool(
         .create_timeout(Some(Duration::from_secs(5)))
         .build()
         .map_err(|e| DbSetupError::Pool(e.to_string()))
+}
+
+/// tokio-postgres connections for deadpool-postgres, each attempt through a
+/// circuit breaker. While the breaker is open no attempt is made: the
+/// caller waits for the next probe slot, bounded by the pool's create
+/// timeout (the HTTP layer answers 503 at once before it gets here, see
+/// `circuit::gate`).
+struct BreakerConnect {
+    breaker: Arc<Breaker>,
+}
+
+type Connected = (tokio_postgres::Client, tokio::task::JoinHandle<()>);
+
+impl deadpool_postgres::Connect for BreakerConnect {
+    fn connect(
+        &self,
+        pg_config: &tokio_postgres::Config,
+    ) -> Pin<Box<dyn Future<Output = Result<Connected, tokio_postgres::Error>> + Send + '_>> {
+        let pg_config = pg_config.clone();
+        Box::pin(async move {
+            loop {
+                match self.breaker.attempt() {
+                    Ok(attempt) => {
+                        return match pg_config.connect(NoTls).await {
+                            Ok((client, connection)) => {
+                                attempt.succeeded();
+                                let task = tokio::spawn(async move {
+                                    if let Err(e) = connection.await {
+                                        tracing::debug!(error = %e, "identity store connection ended");
+                                    }
+                                });
+                                Ok((client, task))
+                            }
+                            Err(e) => {
+                                attempt.failed(&e);
+                                Err(e)
+                            }
+                        };
+                    }
+                    Err(open) => tokio::time::sleep(open.retry_after).await,
+                }
+            }
+        })
+    }
 }
 
 /// The role the server connects as, given the injected flaws.

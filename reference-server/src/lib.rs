@@ -32,6 +32,7 @@ macro_rules! flaw {
 pub mod api;
 pub mod app_auth;
 pub mod cache;
+pub mod circuit;
 pub mod clerk_api;
 pub mod config;
 pub mod db;

@@ -84,6 +84,7 @@ impl PolicyStats {
 pub struct Metrics {
     template_fallbacks: Mutex<BTreeMap<String, u64>>,
     policies: Mutex<Vec<Arc<PolicyStats>>>,
+    circuits: Mutex<Vec<Arc<crate::circuit::Breaker>>>,
 }
 
 impl Metrics {
@@ -118,6 +119,14 @@ impl Metrics {
         });
         policies.push(Arc::clone(&stats));
         stats
+    }
+
+    /// Serves `breaker`'s state and counters.
+    pub fn register_circuit(&self, breaker: Arc<crate::circuit::Breaker>) {
+        self.circuits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(breaker);
     }
 
     /// Fallbacks counted for `template`.
@@ -205,7 +214,48 @@ impl Metrics {
                 p.name
             ));
         }
+        drop(policies);
+        self.render_circuits(&mut out);
         out
+    }
+
+    fn render_circuits(&self, out: &mut String) {
+        let circuits = self.circuits.lock().unwrap_or_else(|p| p.into_inner());
+        out.push_str(
+            "# HELP tenantry_circuit_state Circuit breaker state by dependency: 0 closed, 1 open, 2 half-open.\n\
+             # TYPE tenantry_circuit_state gauge\n",
+        );
+        for b in circuits.iter() {
+            out.push_str(&format!(
+                "tenantry_circuit_state{{dependency=\"{}\"}} {}\n",
+                b.dependency(),
+                b.state().gauge()
+            ));
+        }
+        let [attempts, failures, refused, opened] = [0, 1, 2, 3];
+        for (name, help, index) in [
+            (
+                "tenantry_circuit_attempts_total",
+                "Calls let through to the dependency (connection attempts for pools, decisions for the limiter's store).",
+                attempts,
+            ),
+            ("tenantry_circuit_failures_total", "Calls that failed.", failures),
+            (
+                "tenantry_circuit_refused_total",
+                "Calls answered at once because the circuit was open.",
+                refused,
+            ),
+            ("tenantry_circuit_opened_total", "Times the circuit opened.", opened),
+        ] {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            for b in circuits.iter() {
+                out.push_str(&format!(
+                    "{name}{{dependency=\"{}\"}} {}\n",
+                    b.dependency(),
+                    b.counts()[index]
+                ));
+            }
+        }
     }
 }
 

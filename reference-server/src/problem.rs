@@ -19,6 +19,9 @@ pub struct Problem {
     pub detail: String,
     /// A stable machine-readable code.
     pub code: String,
+    /// `Retry-After` in seconds, for a 503 (default 1).
+    #[serde(skip)]
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -30,7 +33,20 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             code: code.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same problem with `Retry-After: secs`.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
+    }
+
+    /// 503 while a dependency's circuit is open: answered at once, with the
+    /// time until the next probe as `Retry-After`.
+    pub fn circuit_open(open: &crate::circuit::Open) -> Self {
+        Self::unavailable().retry_after(open.retry_after_secs())
     }
 
     /// 404 for a resource that is missing *or belongs to another org*.
@@ -112,6 +128,7 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
+        let retry_after = self.retry_after.unwrap_or(1);
         let mut response = (status, axum::Json(self)).into_response();
         let headers = response.headers_mut();
         headers.insert(
@@ -119,6 +136,9 @@ impl IntoResponse for Problem {
             HeaderValue::from_static("application/problem+json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
         response
     }
 }

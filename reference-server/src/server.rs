@@ -10,7 +10,6 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use axum::routing::{get, post};
@@ -18,6 +17,7 @@ use axum::routing::{get, post};
 use crate::api::{self, AppState};
 use crate::app_auth::{self, AppAuth};
 use crate::cache::OrgCache;
+use crate::circuit::{self, Breaker, Gate};
 use crate::clerk_api;
 use crate::config::{Config, Isolation};
 use crate::db::{self, DbSetupError, PoolSettings};
@@ -147,7 +147,10 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
              production uses both)"
         );
     }
-    let pool = db::pool_as(admin_url, role, app_password, &settings)?;
+    let metrics = Arc::new(Metrics::default());
+    let db_breaker = Arc::new(Breaker::new("postgres", config.circuit));
+    metrics.register_circuit(Arc::clone(&db_breaker));
+    let pool = db::pool_behind(admin_url, role, app_password, &settings, db_breaker)?;
     let db = Db::new(pool).with_isolation(isolation);
     #[cfg(feature = "inject")]
     let db = db.with_flaws(options.flaws.clone());
@@ -165,11 +168,14 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
         service,
     );
     // The signing keys live in the identity store, shared by every instance.
-    let identity_store = Store::new(db::identity_pool(
+    let identity_breaker = Arc::new(Breaker::new("identity-store", config.circuit));
+    metrics.register_circuit(Arc::clone(&identity_breaker));
+    let identity_store = Store::new(db::identity_pool_behind(
         admin_url,
         app_password,
         config.identity.pool_size,
         Duration::from_millis(config.database.statement_timeout_ms),
+        Arc::clone(&identity_breaker),
     )?);
     let keys = Arc::new(
         crate::identity::service::load_key_ring(
@@ -211,7 +217,6 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
     #[cfg(feature = "inject")]
     let proxy = proxy.with_flaws(options.flaws.clone());
     let proxy = Arc::new(proxy);
-    let metrics = Arc::new(Metrics::default());
     let limits = limits(options, Arc::clone(&metrics)).await?;
     let data_api = if options.dev_auth {
         api::routes(state, axum::middleware::from_fn(crate::dev_auth::layer), &limits)
@@ -249,26 +254,39 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
             Arc::clone(&proxy),
             proxy::signed_in_layer,
         ));
+    // Routes that reach the identity store answer at once while its
+    // circuit is open, each in its own error shape.
+    let problem_gate = axum::middleware::from_fn_with_state(
+        Gate::new(Arc::clone(&identity_breaker), |open| {
+            Problem::circuit_open(&open).into_response()
+        }),
+        circuit::gate,
+    );
+    let clerk_gate = axum::middleware::from_fn_with_state(
+        Gate::new(identity_breaker, clerk_api::circuit_open),
+        circuit::gate,
+    );
     let app_routes = Router::new()
         .route("/auth/sign-in", post(app_auth::sign_in))
         .route("/auth/sign-in/{id}/code", post(app_auth::submit_code))
-        .route("/metrics", get(app_auth::metrics))
         .merge(signed_in)
+        .route_layer(problem_gate)
+        .route("/metrics", get(app_auth::metrics))
         .with_state(app_auth);
+    let clerk_routes = clerk_api::backend::routes(Arc::clone(&identity), Some(rate_limit_view))
+        .merge(clerk_api::frontend::routes(Arc::clone(&identity)))
+        .route_layer(clerk_gate);
     let router = data_api
         .merge(app_routes)
-        .merge(clerk_api::backend::routes(
-            Arc::clone(&identity),
-            Some(rate_limit_view),
-        ))
-        .merge(clerk_api::frontend::routes(Arc::clone(&identity)))
+        .merge(clerk_routes)
         .merge(crate::oauth::mock_provider::routes(mock_provider));
+    let request_timeout = config.request_timeout();
     let router = router
         .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            config.request_timeout(),
-        ))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            deadline(request_timeout, request, next)
+        }))
+        .layer(axum::middleware::map_response(ensure_retry_after))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");
             Problem::internal().into_response()
@@ -477,12 +495,21 @@ async fn limits(options: &StackOptions, metrics: Arc<Metrics>) -> Result<Configu
             LimitStore::Redis(redis)
         }
     };
+    let breaker = matches!(store, LimitStore::Redis(_)).then(|| {
+        let breaker = Arc::new(Breaker::new("redis", options.config.circuit));
+        metrics.register_circuit(Arc::clone(&breaker));
+        breaker
+    });
     let limiter = Limiter::new(
         store,
         Arc::new(Bypass::new(config.bypass_orgs.iter().cloned())),
         Duration::from_millis(config.store_timeout_ms),
         metrics,
     );
+    let limiter = match breaker {
+        Some(breaker) => limiter.with_breaker(breaker),
+        None => limiter,
+    };
     #[cfg(feature = "inject")]
     let limiter = limiter.with_flaws(options.flaws.clone());
     Ok(ConfiguredLimits {
@@ -501,6 +528,43 @@ async fn refresh_keys(identity: Arc<Identity>) {
         tick.tick().await;
         identity.refresh_keys_if_due().await;
     }
+}
+
+/// The per-request deadline (`server.request_timeout_ms`): a handler that
+/// has not answered by then is abandoned with 503 + `Retry-After`, logged
+/// at WARN (the client may retry; it is not a server error).
+async fn deadline(
+    limit: Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path().to_string();
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(%path, limit_ms = limit.as_millis() as u64, "request timed out");
+            Problem::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "Service Unavailable",
+                "the request took too long; retry later",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Every 503 tells the client when to come back: one that a layer made
+/// without `Retry-After` gets `Retry-After: 1`.
+async fn ensure_retry_after(mut response: axum::response::Response) -> axum::response::Response {
+    if response.status() == http::StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(http::header::RETRY_AFTER)
+    {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(1u64));
+    }
+    response
 }
 
 /// Binds `addr` (use port 0 for any free port).

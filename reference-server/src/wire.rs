@@ -123,6 +123,9 @@ pub enum WireError {
     /// The connection URL is not usable.
     #[error("bad connection settings: {0}")]
     Config(String),
+    /// The pool's circuit breaker is open: no connection was attempted.
+    #[error(transparent)]
+    CircuitOpen(#[from] crate::circuit::Open),
 }
 
 /// An error the server reported for one statement.
@@ -586,16 +589,24 @@ impl Connection {
     }
 }
 
-/// A deadpool manager for [`Connection`]s.
+/// A deadpool manager for [`Connection`]s. Every connection attempt goes
+/// through its circuit breaker: while the server is down, attempts are
+/// bounded and backed off instead of made once per request.
 #[derive(Debug)]
 pub struct Manager {
     config: WireConfig,
+    breaker: std::sync::Arc<crate::circuit::Breaker>,
 }
 
 impl Manager {
-    /// A manager connecting with `config`.
-    pub fn new(config: WireConfig) -> Self {
-        Self { config }
+    /// A manager connecting with `config`, its attempts gated by `breaker`.
+    pub fn new(config: WireConfig, breaker: std::sync::Arc<crate::circuit::Breaker>) -> Self {
+        Self { config, breaker }
+    }
+
+    /// The breaker in front of the connection attempts.
+    pub fn breaker(&self) -> &std::sync::Arc<crate::circuit::Breaker> {
+        &self.breaker
     }
 }
 
@@ -604,7 +615,17 @@ impl deadpool::managed::Manager for Manager {
     type Error = WireError;
 
     async fn create(&self) -> Result<Connection, WireError> {
-        Connection::connect(&self.config).await
+        let attempt = self.breaker.attempt()?;
+        match Connection::connect(&self.config).await {
+            Ok(conn) => {
+                attempt.succeeded();
+                Ok(conn)
+            }
+            Err(e) => {
+                attempt.failed(&e);
+                Err(e)
+            }
+        }
     }
 
     async fn recycle(

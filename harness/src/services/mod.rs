@@ -262,7 +262,7 @@ impl Postgres {
             started_in: began.elapsed(),
             templates: Mutex::new(HashSet::new()),
             template_lock: tokio::sync::Mutex::const_new(()),
-            backend: backend,
+            backend,
         }
     }
 

@@ -217,8 +217,16 @@ async fn method_not_allowed() -> Problem {
 /// Maps a database error to a problem; details go to the log only.
 pub(crate) fn db_problem(error: DbError) -> Problem {
     match error {
+        DbError::CircuitOpen(open) => {
+            crate::circuit::unavailable_warning(open.dependency);
+            Problem::circuit_open(&open)
+        }
         DbError::Unavailable(detail) => {
-            tracing::warn!(%detail, "database unavailable");
+            static UNAVAILABLE: crate::circuit::ThrottledWarning =
+                crate::circuit::ThrottledWarning::new(10_000);
+            if let Some(n) = UNAVAILABLE.note() {
+                tracing::warn!(%detail, failed = n, "database unavailable ({n} requests failed in the last 10 s)");
+            }
             Problem::unavailable()
         }
         DbError::Timeout => {

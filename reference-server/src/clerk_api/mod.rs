@@ -105,6 +105,23 @@ impl ClerkError {
     }
 }
 
+/// 503 in Clerk's error shape while the identity store's circuit is open,
+/// with `Retry-After` (for `circuit::Gate`).
+pub fn circuit_open(open: crate::circuit::Open) -> Response {
+    let mut response = ClerkError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+        "Service unavailable",
+        "The identity service is temporarily unavailable. Retry shortly.",
+    )
+    .into_response();
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from(open.retry_after_secs()),
+    );
+    response
+}
+
 impl IntoResponse for ClerkError {
     fn into_response(self) -> Response {
         let body = json!({

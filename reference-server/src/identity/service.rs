@@ -143,7 +143,11 @@ impl From<StoreError> for IdentityError {
                 message,
             },
             StoreError::Unavailable(detail) => {
-                tracing::warn!(%detail, "identity store unavailable");
+                static UNAVAILABLE: crate::circuit::ThrottledWarning =
+                    crate::circuit::ThrottledWarning::new(10_000);
+                if let Some(n) = UNAVAILABLE.note() {
+                    tracing::warn!(%detail, failed = n, "identity store unavailable ({n} calls failed in the last 10 s)");
+                }
                 IdentityError::Unavailable
             }
         }

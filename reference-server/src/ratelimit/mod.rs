@@ -14,7 +14,16 @@
 //! `Retry-After` (seconds, rounded up, >= 1) and `Cache-Control: no-store`.
 //! When the store does not answer within `rate_limit.store_timeout_ms`, the
 //! policy's [`FailMode`] applies, marked by `RateLimit-Degraded`, a
-//! (rate-limited) WARN log and a metric.
+//! (rate-limited, counted) WARN log and a metric.
+//!
+//! The Redis store sits behind a circuit breaker ([`crate::circuit`]): after
+//! `circuit.failures` consecutive failed decisions it opens, and every
+//! decision gets the fail mode at once, without waiting for the store; one
+//! probe decision at a time finds out when Redis is back. So the store
+//! timeout only has to tell a slow answer from none: it is generous by
+//! default (250 ms, far above a healthy Redis's tail on a busy host), and a
+//! Redis that is down costs the first few requests their timeout, not every
+//! request (busy is not down).
 
 pub mod bypass;
 pub mod memory;
@@ -24,7 +33,6 @@ pub mod redis_store;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -37,6 +45,7 @@ pub use self::bypass::Bypass;
 pub use self::memory::MemoryStore;
 pub use self::policy::{key, Algorithm, Decision, FailMode, Policy};
 pub use self::redis_store::RedisStore;
+use crate::circuit::{Breaker, ThrottledWarning};
 use crate::metrics::{Metrics, PolicyStats};
 use crate::problem::Problem;
 use crate::tenant::Tenant;
@@ -95,8 +104,7 @@ pub struct Limiter {
     bypass: Arc<Bypass>,
     timeout: Duration,
     metrics: Arc<Metrics>,
-    last_warning_ms: AtomicU64,
-    started: Instant,
+    breaker: Option<Arc<Breaker>>,
     #[cfg(feature = "inject")]
     flaws: crate::inject::Flaws,
 }
@@ -109,11 +117,22 @@ impl Limiter {
             bypass,
             timeout,
             metrics,
-            last_warning_ms: AtomicU64::new(0),
-            started: Instant::now(),
+            breaker: None,
             #[cfg(feature = "inject")]
             flaws: crate::inject::Flaws::none(),
         }
+    }
+
+    /// Puts the store behind `breaker`: while it is open, decisions get the
+    /// policy's fail mode at once.
+    pub fn with_breaker(mut self, breaker: Arc<Breaker>) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
+    /// The store's circuit breaker, if any.
+    pub fn breaker(&self) -> Option<&Arc<Breaker>> {
+        self.breaker.as_ref()
     }
 
     /// Injects flaws.
@@ -148,28 +167,44 @@ impl Limiter {
             stats.bypassed();
             return Outcome::Bypassed;
         }
+        let attempt = match self.breaker.as_deref().map(Breaker::attempt) {
+            Some(Err(open)) => return self.degraded(policy, stats, &open.to_string()),
+            Some(Ok(attempt)) => Some(attempt),
+            None => None,
+        };
         let started = Instant::now();
         let key = key(subject, &policy.name);
         let result = tokio::time::timeout(self.timeout, self.store.decide(&key, policy)).await;
         stats.latency(started.elapsed());
         let error = match result {
-            Ok(Ok(decision)) if decision.allowed => {
-                stats.allowed();
-                return Outcome::Allowed(decision);
-            }
             Ok(Ok(decision)) => {
+                if let Some(attempt) = attempt {
+                    attempt.succeeded();
+                }
+                if decision.allowed {
+                    stats.allowed();
+                    return Outcome::Allowed(decision);
+                }
                 stats.limited();
                 return Outcome::Limited(decision);
             }
             Ok(Err(e)) => e,
             Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
         };
+        if let Some(attempt) = attempt {
+            attempt.failed(&error);
+        }
+        self.degraded(policy, stats, &error)
+    }
+
+    /// The policy's fail mode, without the store.
+    fn degraded(&self, policy: &Policy, stats: &PolicyStats, error: &str) -> Outcome {
         #[cfg(feature = "inject")]
         if self.flaws.has(crate::inject::Flaw::RatelimitFailOpenSilent) {
             return Outcome::SilentlyOpen;
         }
         stats.store_error();
-        self.warn(policy, &error);
+        self.warn(policy, error);
         match policy.fail {
             FailMode::Open => {
                 stats.failed_open();
@@ -182,22 +217,19 @@ impl Limiter {
         }
     }
 
-    /// One WARN per second at most: a dead store must not flood the log.
+    /// One WARN per 10 s at most, with the count: a dead store must not
+    /// flood the log.
     fn warn(&self, policy: &Policy, error: &str) {
-        let now = self.started.elapsed().as_millis() as u64 + 1;
-        let last = self.last_warning_ms.load(Ordering::Relaxed);
-        if (last == 0 || now.saturating_sub(last) >= 1000)
-            && self
-                .last_warning_ms
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
+        static UNAVAILABLE: ThrottledWarning = ThrottledWarning::new(10_000);
+        if let Some(n) = UNAVAILABLE.note() {
             tracing::warn!(
                 policy = %policy.name,
                 store = self.store.name(),
                 fail = policy.fail.name(),
                 %error,
-                "rate-limit store unavailable; applying the policy's failure mode"
+                degraded = n,
+                "rate-limit store unavailable; applying the policies' failure modes \
+                 ({n} decisions made without the store in the last 10 s)"
             );
         }
     }

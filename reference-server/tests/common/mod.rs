@@ -77,7 +77,12 @@ pub async fn postgres() -> Arc<Postgres> {
 
 /// A fresh, migrated database.
 pub async fn database() -> Database {
-    let pg = postgres().await;
+    database_on(&postgres().await).await
+}
+
+/// A fresh, migrated database on `pg` (a server of the test's own, e.g. one
+/// the test stops and restarts).
+pub async fn database_on(pg: &Arc<Postgres>) -> Database {
     let template = format!("tref_{}", db::schema_fingerprint());
     pg.database_from_template(
         &template,
@@ -116,8 +121,16 @@ impl TestStack {
     }
 
     /// `options` with the test config, adjusted by `tweak`.
-    pub async fn with_config(mut options: StackOptions, tweak: impl FnOnce(&mut Config)) -> Self {
-        let database = database().await;
+    pub async fn with_config(options: StackOptions, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::on_database(database().await, options, tweak).await
+    }
+
+    /// As [`TestStack::with_config`], on `database`.
+    pub async fn on_database(
+        database: Database,
+        mut options: StackOptions,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         options.config = Config {
             cache: tenantry_reference::config::CacheConfig {
                 stats_ttl_ms: 60_000,
