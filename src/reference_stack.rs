@@ -62,7 +62,7 @@ impl Stack {
         profile.rate_limit = Some(RateLimitSpec {
             base_urls: self.limited.iter().map(|i| i.base.clone()).collect(),
             policies: vec![LimitPolicy {
-                name: LIMITED_POLICY.into(),
+                name: LIMITED_POLICY.to_string(),
                 request: RequestTemplate::new("GET", "/api/search?q=rl"),
                 limit: LIMITED_LIMIT,
                 window: Duration::from_secs(LIMITED_WINDOW_SECS),
@@ -197,9 +197,9 @@ pub async fn start(flaws: &[String], isolation: Isolation) -> anyhow::Result<Sta
     config.oauth.state_ttl_secs = OAUTH_STATE_TTL_SECS;
     // The audit's probes and campaigns must not be throttled: every policy's
     // limit is raised (the RL suite tests the limiter on its own terms).
-    for policy in tenantry_reference::api::POLICIES {
+    for policy in tenantry_reference::ratelimit::PolicyName::ALL {
         config.rate_limit.policies.insert(
-            policy.name.into(),
+            policy,
             tenantry_reference::config::PolicyOverride {
                 limit: Some(1_000_000),
                 ..Default::default()
@@ -345,7 +345,8 @@ const OAUTH_STATE_TTL_SECS: u64 = 5;
 
 /// The policy the limited instances really limit, and its limits: short,
 /// so the RL suite judges them in seconds.
-const LIMITED_POLICY: &str = "api.search";
+const LIMITED_POLICY: tenantry_reference::ratelimit::PolicyName =
+    tenantry_reference::ratelimit::PolicyName::ApiSearch;
 const LIMITED_LIMIT: u32 = 5;
 const LIMITED_WINDOW_SECS: u64 = 2;
 
@@ -368,7 +369,7 @@ impl Instance {
         options.config_path = Some(config_path.to_path_buf());
         options.config.rate_limit.reload_interval_ms = RELOAD_INTERVAL_MS;
         options.config.rate_limit.policies.insert(
-            LIMITED_POLICY.into(),
+            LIMITED_POLICY,
             tenantry_reference::config::PolicyOverride {
                 limit: Some(LIMITED_LIMIT),
                 window_secs: Some(LIMITED_WINDOW_SECS),

@@ -24,9 +24,15 @@ struct Served {
 }
 
 fn serve(extra: &[&str]) -> Served {
+    serve_with_env(extra, &[])
+}
+
+/// `serve` with `env` added to this process's environment.
+fn serve_with_env(extra: &[&str], env: &[(&str, &str)]) -> Served {
     let mut child = tenantry()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -160,6 +166,69 @@ fn a_bad_environment_override_exits_2_naming_the_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("config key `database.pool_size` (from TENANTRY_DATABASE_POOL_SIZE): expected an integer, got `lots`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_key_can_come_from_the_environment_and_an_unknown_variable_is_named() {
+    const SECRET_KEY: &str = "sk_test_tenantryCliSecretKey0123456789abcdefgh";
+    let served = serve_with_env(
+        &[],
+        &[
+            ("TENANTRY_IDENTITY_SECRET_KEY", SECRET_KEY),
+            // Not among the variables the old hand list read.
+            ("TENANTRY_IDENTITY_SESSION_TOKEN_LIFETIME_SECS", "123"),
+            ("TENANTRY_IDENTITY_SESION_TOKEN_LIFETIME_SECS", "5"),
+        ],
+    );
+    let url = served.url.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lifetime = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let backend = |path: &str, body: serde_json::Value| {
+            http.post(format!("{url}{path}"))
+                .bearer_auth(SECRET_KEY)
+                .json(&body)
+                .send()
+        };
+        let user: serde_json::Value = backend(
+            "/v1/users",
+            serde_json::json!({ "email_address": ["lifetime@example.com"], "password": "correct horse battery staple" }),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let session: serde_json::Value = backend("/v1/sessions", serde_json::json!({ "user_id": user["id"] }))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sid = session["id"].as_str().expect("a session id");
+        let token: serde_json::Value = backend(&format!("/v1/sessions/{sid}/tokens"), serde_json::json!({}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let jwt = token["jwt"].as_str().expect("a session token");
+        use base64::Engine;
+        let payload = jwt.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap()
+    });
+    let (status, stderr) = served.stop();
+    assert!(status.success(), "exit {status}: {stderr}");
+    assert_eq!(lifetime, 123, "the token lives as long as the environment says");
+    assert!(
+        stderr.contains(
+            "environment variable TENANTRY_IDENTITY_SESION_TOKEN_LIFETIME_SECS is not a configuration key and is ignored; \
+             did you mean TENANTRY_IDENTITY_SESSION_TOKEN_LIFETIME_SECS (`identity.session_token_lifetime_secs`)?"
+        ),
         "{stderr}"
     );
 }

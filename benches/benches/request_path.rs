@@ -177,9 +177,9 @@ fn config(bypass: bool, redis_url: Option<&str>) -> Config {
     config.auth.authorized_parties = vec![PARTY.into()];
     // The highest limit config accepts, per 1 s window: far above what the
     // bench sends, so every decision is made and admits.
-    for policy in tenantry_reference::api::POLICIES {
+    for policy in tenantry_reference::ratelimit::PolicyName::ALL {
         config.rate_limit.policies.insert(
-            policy.name.into(),
+            policy,
             PolicyOverride {
                 limit: Some(1_000_000),
                 window_secs: Some(1),

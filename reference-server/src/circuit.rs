@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 /// `[circuit]`: when the breakers in front of Postgres and Redis open, and
 /// for how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CircuitConfig {
     /// `circuit.failures`: consecutive failures that open a breaker, default 3.

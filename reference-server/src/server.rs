@@ -31,7 +31,9 @@ use crate::jobs::{self, ServicePool};
 use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::proxy::{self, Proxy};
-use crate::ratelimit::{Bypass, Limiter, MemoryStore, RateLimit, RedisStore, Store as LimitStore};
+use crate::ratelimit::{
+    Bypass, Limiter, MemoryStore, PolicyName, RateLimit, RedisStore, Store as LimitStore,
+};
 use crate::tenant_db::Db;
 
 /// How to assemble the stack.
@@ -232,13 +234,14 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
             path,
             Arc::clone(limits.limiter.bypass()),
             Duration::from_millis(config.rate_limit.reload_interval_ms),
+            crate::config::Config::bypass_orgs_in,
         )))
     });
     let rate_limit_view = Arc::new(clerk_api::backend::RateLimitView {
         limiter: Arc::clone(&limits.limiter),
-        policies: api::POLICIES
-            .iter()
-            .map(|p| config.rate_limit.policy(&p.policy()))
+        policies: PolicyName::ALL
+            .into_iter()
+            .map(|name| config.rate_limit.policy(name))
             .collect(),
     });
     let app_auth = AppAuth {
@@ -472,12 +475,8 @@ struct ConfiguredLimits {
 }
 
 impl api::Limits for ConfiguredLimits {
-    fn policy(&self, name: &str) -> RateLimit {
-        let default = api::POLICIES
-            .iter()
-            .find(|p| p.name == name)
-            .unwrap_or_else(|| panic!("the route table names policy `{name}`, which api::POLICIES lacks"));
-        self.limiter.layer(self.config.policy(&default.policy()))
+    fn policy(&self, name: PolicyName) -> RateLimit {
+        self.limiter.layer(self.config.policy(name))
     }
 }
 

@@ -19,7 +19,7 @@ use tenantry_harness::limits;
 use tenantry_harness::profile::{LimitAlgorithm, Profile, REFERENCE};
 use tenantry_harness::services::Redis;
 use tenantry_reference::config::{PolicyOverride, StoreKind};
-use tenantry_reference::ratelimit::{Algorithm, FailMode};
+use tenantry_reference::ratelimit::{Algorithm, FailMode, PolicyName};
 use tenantry_reference::server::StackOptions;
 
 const LIMIT: u32 = 5;
@@ -43,7 +43,7 @@ async fn limited(options: StackOptions, store: StoreKind) -> Limited {
         config.rate_limit.store = Some(store);
         config.rate_limit.redis_url = url;
         config.rate_limit.policies.insert(
-            "api.search".into(),
+            PolicyName::ApiSearch,
             PolicyOverride {
                 limit: Some(LIMIT),
                 window_secs: Some(WINDOW_SECS),

@@ -23,6 +23,7 @@ use crate::cache::OrgCache;
 use crate::identity::keys::KeyRing;
 use crate::jobs::ExportQueue;
 use crate::problem::Problem;
+use crate::ratelimit::PolicyName;
 use crate::tenant_db::{Db, DbError};
 
 /// What handlers share.
@@ -43,72 +44,10 @@ pub struct AppState {
     pub flaws: crate::inject::Flaws,
 }
 
-/// A rate-limit policy as the route table declares it (config may override
-/// limit, window, algorithm and failure mode by name).
-#[derive(Debug, Clone, Copy)]
-pub struct PolicyDefault {
-    /// The name (headers, metrics, config).
-    pub name: &'static str,
-    /// Requests per window.
-    pub limit: u32,
-    /// Window in seconds.
-    pub window_secs: u64,
-    /// Counting algorithm.
-    pub algorithm: crate::ratelimit::Algorithm,
-    /// Failure mode.
-    pub fail: crate::ratelimit::FailMode,
-}
-
-impl PolicyDefault {
-    /// As a policy.
-    pub fn policy(&self) -> crate::ratelimit::Policy {
-        crate::ratelimit::Policy::new(
-            self.name,
-            self.limit,
-            std::time::Duration::from_secs(self.window_secs),
-        )
-        .algorithm(self.algorithm)
-        .fail(self.fail)
-    }
-}
-
-/// Every policy of the route table, per organization.
-pub const POLICIES: &[PolicyDefault] = &[
-    PolicyDefault {
-        name: "api.read",
-        limit: 600,
-        window_secs: 60,
-        algorithm: crate::ratelimit::Algorithm::SlidingWindow,
-        fail: crate::ratelimit::FailMode::Open,
-    },
-    PolicyDefault {
-        name: "api.write",
-        limit: 120,
-        window_secs: 60,
-        algorithm: crate::ratelimit::Algorithm::SlidingWindow,
-        fail: crate::ratelimit::FailMode::Open,
-    },
-    PolicyDefault {
-        name: "api.search",
-        limit: 60,
-        window_secs: 60,
-        algorithm: crate::ratelimit::Algorithm::SlidingWindow,
-        fail: crate::ratelimit::FailMode::Open,
-    },
-    // Exports scan a whole org: when the limiter cannot count, refuse.
-    PolicyDefault {
-        name: "api.exports",
-        limit: 10,
-        window_secs: 60,
-        algorithm: crate::ratelimit::Algorithm::SlidingWindow,
-        fail: crate::ratelimit::FailMode::Closed,
-    },
-];
-
-/// One layer per policy of [`POLICIES`], built by the server from config.
+/// One layer per [`PolicyName`], built by the server from config.
 pub trait Limits {
     /// The layer enforcing policy `name`.
-    fn policy(&self, name: &str) -> crate::ratelimit::RateLimit;
+    fn policy(&self, name: PolicyName) -> crate::ratelimit::RateLimit;
 }
 
 /// The route table, by auth class. `public` routes need no identity.
@@ -127,10 +66,10 @@ where
 {
     use axum::handler::Handler;
     use axum::routing::{delete, patch, post};
-    let read = limits.policy("api.read");
-    let write = limits.policy("api.write");
-    let search = limits.policy("api.search");
-    let exports = limits.policy("api.exports");
+    let read = limits.policy(PolicyName::ApiRead);
+    let write = limits.policy(PolicyName::ApiWrite);
+    let search = limits.policy(PolicyName::ApiSearch);
+    let exports = limits.policy(PolicyName::ApiExports);
     let public = Router::new()
         .route("/healthz", get(health))
         .route("/openapi.json", get(openapi::serve))

@@ -20,7 +20,7 @@ use super::keys::{KeyRing, SigningKey};
 use super::permissions;
 
 /// Most leeway the verifier grants on time claims.
-pub const MAX_LEEWAY_SECS: i64 = 5;
+pub const MAX_LEEWAY_SECS: i64 = crate::config::AuthConfig::MAX_LEEWAY_SECS;
 
 /// The `o` claim: the active organization.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,9 @@
 //! call). Operators change `rate_limit.bypass_orgs` in the config file; the
 //! server notices the change (polling the file) or a SIGHUP and swaps the
 //! list in without a restart. A file that no longer parses keeps the old list
-//! and logs why, with file:line:column.
+//! and logs why, with file:line:column. Reading the file is the caller's
+//! ([`ReadList`]: the server passes the config loader's), so the limiter does
+//! not depend on the configuration's shape.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -55,17 +57,17 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// Re-reads `path` and applies its `rate_limit.bypass_orgs`. Only the file
-/// is read: the environment cannot have changed since the server started
-/// (and a process that embeds the server may carry variables meant for
-/// something else), and the rest of the file is not applied at run time.
-pub fn reload(path: &Path, bypass: &Bypass) {
-    let read = std::fs::read_to_string(path)
-        .map_err(|e| e.to_string())
-        .and_then(|text| crate::config::Config::parse(&text, path).map_err(|e| e.to_string()));
-    match read {
-        Ok(config) => {
-            if bypass.replace(config.rate_limit.bypass_orgs) {
+/// Reads the bypass list from a config file, or says why it cannot.
+pub type ReadList = fn(&Path) -> Result<Vec<String>, String>;
+
+/// Re-reads `path` with `read` and applies the list. Only the file is read:
+/// the environment cannot have changed since the server started (and a
+/// process that embeds the server may carry variables meant for something
+/// else), and the rest of the file is not applied at run time.
+pub fn reload(path: &Path, bypass: &Bypass, read: ReadList) {
+    match read(path) {
+        Ok(orgs) => {
+            if bypass.replace(orgs) {
                 tracing::info!(orgs = bypass.list().len(), "rate-limit bypass list reloaded");
             }
         }
@@ -73,8 +75,9 @@ pub fn reload(path: &Path, bypass: &Bypass) {
     }
 }
 
-/// Watches `path` every `interval` (and on SIGHUP) until the task is dropped.
-pub async fn watch(path: PathBuf, bypass: Arc<Bypass>, interval: Duration) {
+/// Watches `path` every `interval` (and on SIGHUP) until the task is
+/// dropped, reading the list with `read`.
+pub async fn watch(path: PathBuf, bypass: Arc<Bypass>, interval: Duration, read: ReadList) {
     let mut last = stamp(&path);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -93,13 +96,13 @@ pub async fn watch(path: PathBuf, bypass: Arc<Bypass>, interval: Duration) {
                 let now = stamp(&path);
                 if now != last {
                     last = now;
-                    reload(&path, &bypass);
+                    reload(&path, &bypass, read);
                 }
             }
             _ = signalled => {
                 tracing::info!("SIGHUP: reloading the rate-limit bypass list");
                 last = stamp(&path);
-                reload(&path, &bypass);
+                reload(&path, &bypass, read);
             }
         }
     }

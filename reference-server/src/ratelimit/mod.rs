@@ -1,6 +1,6 @@
 //! Per-organization rate limiting.
 //!
-//! Each org-required route declares a named [`Policy`] in the route table
+//! Each org-required route declares a [`PolicyName`] in the route table
 //! (`api::routes`); the [`RateLimit`] layer sits behind the proxy, so it
 //! keys on the **verified** org of the [`Tenant`] — never on an IP, a user
 //! or anything the client chose. Orgs on the bypass list (reloaded from the
@@ -43,7 +43,7 @@ use http::{HeaderValue, StatusCode};
 
 pub use self::bypass::Bypass;
 pub use self::memory::MemoryStore;
-pub use self::policy::{key, Algorithm, Decision, FailMode, Policy};
+pub use self::policy::{key, Algorithm, Decision, FailMode, Policy, PolicyName};
 pub use self::redis_store::RedisStore;
 use crate::circuit::{Breaker, ThrottledWarning};
 use crate::metrics::{Metrics, PolicyStats};

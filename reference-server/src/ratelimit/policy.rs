@@ -2,10 +2,83 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+/// The route table's rate-limit policies, per organization. Each
+/// org-required route names one (`api::routes`); `rate_limit.policies.<name>`
+/// in the config overrides its defaults; headers and metrics carry its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PolicyName {
+    /// `api.read`: reads, 600 per minute.
+    #[serde(rename = "api.read")]
+    ApiRead,
+    /// `api.write`: creates, updates, deletes, 120 per minute.
+    #[serde(rename = "api.write")]
+    ApiWrite,
+    /// `api.search`: full-text search, 60 per minute.
+    #[serde(rename = "api.search")]
+    ApiSearch,
+    /// `api.exports`: whole-org exports, 10 per minute, failing closed.
+    #[serde(rename = "api.exports")]
+    ApiExports,
+}
+
+impl PolicyName {
+    /// Every policy, in the route table's order.
+    pub const ALL: [PolicyName; 4] = [
+        PolicyName::ApiRead,
+        PolicyName::ApiWrite,
+        PolicyName::ApiSearch,
+        PolicyName::ApiExports,
+    ];
+
+    /// The name in headers, metrics and config.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyName::ApiRead => "api.read",
+            PolicyName::ApiWrite => "api.write",
+            PolicyName::ApiSearch => "api.search",
+            PolicyName::ApiExports => "api.exports",
+        }
+    }
+
+    /// The policy before config overrides it.
+    pub fn default_policy(self) -> Policy {
+        let per_minute = |limit| Policy::new(self.name(), limit, Duration::from_secs(60));
+        match self {
+            PolicyName::ApiRead => per_minute(600),
+            PolicyName::ApiWrite => per_minute(120),
+            PolicyName::ApiSearch => per_minute(60),
+            // Exports scan a whole org: when the limiter cannot count, refuse.
+            PolicyName::ApiExports => per_minute(10).fail(FailMode::Closed),
+        }
+    }
+}
+
+/// A plain `enum` of the names, so a map keyed by policy (the config's
+/// overrides) has one property per policy in the schema the environment
+/// overlay walks.
+impl schemars::JsonSchema for PolicyName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PolicyName".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "enum": PolicyName::ALL.map(PolicyName::name),
+        })
+    }
+}
+
+impl std::fmt::Display for PolicyName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// How a store counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Algorithm {
     /// Exact sliding window (a log of admission times): in **every** interval
@@ -38,7 +111,7 @@ impl Algorithm {
 }
 
 /// What happens when the store cannot answer within the timeout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailMode {
     /// Admit, marked with a header, a WARN log and a metric.
@@ -180,6 +253,17 @@ mod tests {
         assert_eq!(d(1).reset_secs(), 1);
         assert_eq!(d(1000).reset_secs(), 1);
         assert_eq!(d(1001).reset_secs(), 2);
+    }
+
+    #[test]
+    fn policy_names_are_valid_and_round_trip_through_serde() {
+        for name in PolicyName::ALL {
+            assert!(Policy::valid_name(name.name()), "{name}");
+            assert_eq!(name.default_policy().name, name.name());
+            let json = serde_json::to_string(&name).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<PolicyName>(&json).unwrap(), name);
+        }
     }
 
     #[test]

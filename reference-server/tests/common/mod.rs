@@ -143,9 +143,9 @@ impl TestStack {
         options.config.identity.secret_key = Some(identity::SECRET_KEY.into());
         options.config.identity.key_refresh_interval_ms = 200;
         // Tests other than the rate-limit ones must never be limited.
-        for policy in tenantry_reference::api::POLICIES {
+        for policy in tenantry_reference::ratelimit::PolicyName::ALL {
             options.config.rate_limit.policies.insert(
-                policy.name.into(),
+                policy,
                 tenantry_reference::config::PolicyOverride {
                     limit: Some(1_000_000),
                     ..Default::default()

@@ -9,7 +9,7 @@ use futures::future::join_all;
 use serde_json::Value;
 use tenantry_harness::services::Redis;
 use tenantry_reference::config::{Config, PolicyOverride, StoreKind};
-use tenantry_reference::ratelimit::{Algorithm, FailMode};
+use tenantry_reference::ratelimit::{Algorithm, FailMode, PolicyName};
 use tenantry_reference::server::StackOptions;
 
 use super::checks::Check;
@@ -24,7 +24,7 @@ pub const SEARCH_LIMIT: u32 = 5;
 pub fn limits(config: &mut Config) {
     let policies = &mut config.rate_limit.policies;
     policies.insert(
-        "api.read".into(),
+        PolicyName::ApiRead,
         PolicyOverride {
             limit: Some(READ_LIMIT),
             window_secs: Some(READ_WINDOW.as_secs()),
@@ -33,7 +33,7 @@ pub fn limits(config: &mut Config) {
         },
     );
     policies.insert(
-        "api.search".into(),
+        PolicyName::ApiSearch,
         PolicyOverride {
             limit: Some(SEARCH_LIMIT),
             window_secs: Some(1),
@@ -42,7 +42,7 @@ pub fn limits(config: &mut Config) {
         },
     );
     policies.insert(
-        "api.exports".into(),
+        PolicyName::ApiExports,
         PolicyOverride {
             limit: Some(1000),
             window_secs: Some(60),
