@@ -35,6 +35,7 @@ pub mod cache;
 pub mod circuit;
 pub mod clerk_api;
 pub mod config;
+pub mod conn;
 pub mod db;
 pub mod dev_auth;
 pub mod identity;

@@ -111,6 +111,7 @@ pub struct App {
     identity: Arc<Identity>,
     key_refresh: AbortOnDrop,
     bypass_watch: Option<AbortOnDrop>,
+    limits: crate::conn::ConnLimits,
 }
 
 /// A background task that ends with its owner.
@@ -284,10 +285,17 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
         .merge(clerk_routes)
         .merge(crate::oauth::mock_provider::routes(mock_provider));
     let request_timeout = config.request_timeout();
+    let body_timeout = Duration::from_millis(config.server.body_timeout_ms);
+    let max_body = config.server.max_body_bytes;
     let router = router
         .layer(DefaultBodyLimit::max(config.server.max_body_bytes))
         .layer(axum::middleware::from_fn(move |request, next| {
             deadline(request_timeout, request, next)
+        }))
+        // Outside the deadline: a slow body is the client's fault (408), and
+        // the handler's time starts once the body is in.
+        .layer(axum::middleware::from_fn(move |request, next| {
+            crate::conn::read_body(body_timeout, max_body, request, next)
         }))
         .layer(axum::middleware::map_response(ensure_retry_after))
         .layer(CatchPanicLayer::custom(|_| {
@@ -302,6 +310,11 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
         identity,
         key_refresh,
         bypass_watch,
+        limits: crate::conn::ConnLimits {
+            max_connections: config.server.max_connections,
+            header_read: Duration::from_millis(config.server.header_read_timeout_ms),
+            idle: Duration::from_millis(config.server.idle_timeout_ms),
+        },
     })
 }
 
@@ -345,8 +358,8 @@ impl App {
         self.router.clone()
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then lets queued
-    /// export jobs finish (up to 10 s).
+    /// Serves on `listener` within the connection limits (`conn`) until
+    /// `shutdown` resolves, then lets queued export jobs finish (up to 10 s).
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -357,12 +370,10 @@ impl App {
             mut workers,
             key_refresh,
             bypass_watch,
+            limits,
             ..
         } = self;
-        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        crate::conn::serve(listener, router, limits, shutdown).await?;
         let drained = tokio::time::timeout(Duration::from_secs(10), async {
             while workers.join_next().await.is_some() {}
         })

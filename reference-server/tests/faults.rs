@@ -251,3 +251,91 @@ async fn the_limiter_circuit_applies_the_fail_mode_at_once_while_redis_is_down()
         );
     }
 }
+
+/// Reads until the server closes the connection (or 5 s pass); what it sent.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(String::from_utf8_lossy(&seen).into_owned()),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_slow_bodies_get_408() {
+    use tokio::io::AsyncWriteExt;
+    let stack = TestStack::with_config(
+        StackOptions {
+            dev_auth: true,
+            ..StackOptions::default()
+        },
+        |config| {
+            config.server.header_read_timeout_ms = 300;
+            config.server.body_timeout_ms = 300;
+            config.server.idle_timeout_ms = 1_000;
+            config.server.max_connections = 16;
+        },
+    )
+    .await;
+    let addr = stack.base.trim_start_matches("http://").to_string();
+
+    // Slowloris: heads that never end, more than the connection limit.
+    let mut loris = Vec::new();
+    for _ in 0..24 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1")
+            .await
+            .unwrap();
+        loris.push(stream);
+    }
+    // A well-behaved client still gets through once the slow ones are cut.
+    assert_eq!(stack.anonymous().get("/healthz").await.status, 200);
+    for (i, stream) in loris.iter_mut().enumerate() {
+        let said = until_closed(stream)
+            .await
+            .unwrap_or_else(|| panic!("slow client {i} was not cut off"));
+        assert!(!said.contains("200 OK"), "slow client {i} was served: {said}");
+    }
+
+    // A body that stops half-way: 408 problem+json, not 503, and the
+    // connection closes.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /api/projects HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 X-Tenantry-Dev-Tenant: {ORG};user_1;org:admin\r\nContent-Length: 100\r\n\r\n{{\"name\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let said = until_closed(&mut stream).await.expect("the slow body is cut off");
+    assert!(said.starts_with("HTTP/1.1 408"), "{said}");
+    assert!(said.contains("application/problem+json"), "{said}");
+    assert!(said.contains("\"request_timeout\""), "{said}");
+
+    // An idle kept-alive connection is closed too.
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let said = until_closed(&mut stream)
+        .await
+        .expect("the idle connection is closed");
+    assert!(said.starts_with("HTTP/1.1 200"), "{said}");
+
+    // Whole bodies on time are served as before.
+    let reply = stack
+        .as_user(ORG, "user_1", "org:admin")
+        .post("/api/projects", json!({ "name": "on time", "description": "" }))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+}

@@ -370,6 +370,17 @@ pub struct ServerConfig {
     /// `server.public_url`: the URL browsers and providers reach this server
     /// at (OAuth redirect URIs); default `http://<listen address>`.
     pub public_url: Option<String>,
+    /// `server.max_connections`: connections served at once, default 4 096.
+    pub max_connections: usize,
+    /// `server.header_read_timeout_ms`: a request head must arrive within
+    /// this (also the keep-alive idle limit), default 10 000.
+    pub header_read_timeout_ms: u64,
+    /// `server.idle_timeout_ms`: no byte either way for this long closes a
+    /// connection, default 60 000.
+    pub idle_timeout_ms: u64,
+    /// `server.body_timeout_ms`: a request body must arrive within this,
+    /// else 408, default 10 000.
+    pub body_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -379,6 +390,10 @@ impl Default for ServerConfig {
             request_timeout_ms: 10_000,
             max_body_bytes: 1 << 20,
             public_url: None,
+            max_connections: 4_096,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            body_timeout_ms: 10_000,
         }
     }
 }

@@ -26,6 +26,18 @@ impl Config {
         if !(1024..=(64 << 20)).contains(&self.server.max_body_bytes) {
             return Err(invalid("server.max_body_bytes", "expected 1024..=67108864 bytes"));
         }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            return Err(invalid("server.max_connections", "expected 1..=1000000"));
+        }
+        for (key, value) in [
+            ("server.header_read_timeout_ms", self.server.header_read_timeout_ms),
+            ("server.idle_timeout_ms", self.server.idle_timeout_ms),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
+        ] {
+            if !(100..=3_600_000).contains(&value) {
+                return Err(invalid(key, "expected 100..=3600000 milliseconds"));
+            }
+        }
         if self.cache.stats_ttl_ms > 3_600_000 {
             return Err(invalid(
                 "cache.stats_ttl_ms",
