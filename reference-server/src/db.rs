@@ -39,7 +39,7 @@ pub const OWNER_ROLE: &str = "tenantry_owner";
 /// The schema holding tenant tables.
 pub const SCHEMA: &str = "app";
 /// The tenant tables, each with `organization_id`, FORCE RLS and the org policy.
-pub const TENANT_TABLES: &[&str] = &["projects", "documents", "exports", "integrations"];
+pub const TENANT_TABLES: &[&str] = &["projects", "documents", "exports", "integrations", "export_jobs"];
 
 /// One embedded migration.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "identity",
         sql: include_str!("../migrations/0002_identity.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "export_queue",
+        sql: include_str!("../migrations/0003_export_queue.sql"),
     },
 ];
 

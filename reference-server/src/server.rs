@@ -8,7 +8,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -106,7 +105,7 @@ pub async fn prepare_database(
 /// A built application: the router, its background workers, its keys.
 pub struct App {
     router: Router,
-    workers: JoinSet<()>,
+    workers: jobs::Workers,
     keys: Arc<KeyRing>,
     identity: Arc<Identity>,
     key_refresh: AbortOnDrop,
@@ -166,8 +165,13 @@ pub async fn build(admin_url: &str, app_password: &str, options: &StackOptions) 
     let service: Option<ServicePool> = service_pool(admin_url, app_password, options, &settings)?;
     let (exports, workers) = jobs::start(
         db.clone(),
-        config.exports.workers,
-        config.exports.queue_capacity,
+        jobs::WorkerSettings {
+            workers: config.exports.workers,
+            capacity: config.exports.queue_capacity,
+            lease: Duration::from_millis(config.exports.lease_ms),
+            max_attempts: i64::from(config.exports.max_attempts),
+            poll_interval: Duration::from_millis(config.exports.poll_interval_ms),
+        },
         service,
     );
     // The signing keys live in the identity store, shared by every instance.
@@ -359,7 +363,8 @@ impl App {
     }
 
     /// Serves on `listener` within the connection limits (`conn`) until
-    /// `shutdown` resolves, then lets queued export jobs finish (up to 10 s).
+    /// `shutdown` resolves, then lets the export jobs in hand finish (up to
+    /// 10 s; queued jobs stay in the database for the next start).
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -367,20 +372,15 @@ impl App {
     ) -> std::io::Result<()> {
         let App {
             router,
-            mut workers,
+            workers,
             key_refresh,
             bypass_watch,
             limits,
             ..
         } = self;
         crate::conn::serve(listener, router, limits, shutdown).await?;
-        let drained = tokio::time::timeout(Duration::from_secs(10), async {
-            while workers.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!("export workers did not finish within 10 s; abandoning queued jobs");
-        }
+        // Jobs in hand finish; queued ones stay queued for the next start.
+        workers.stop(Duration::from_secs(10)).await;
         drop(key_refresh);
         drop(bypass_watch);
         Ok(())

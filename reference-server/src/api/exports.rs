@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use super::{db_problem, ApiPath, AppState};
 use crate::ids::{self, IdKind};
-use crate::jobs::ExportJob;
+use crate::jobs::EnqueueError;
 use crate::problem::Problem;
 use crate::tenant::Tenant;
-use crate::tenant_db::{Query, Value, EXPORTS};
+use crate::tenant_db::{Query, EXPORTS};
 
 /// An export job and, once done, its result.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -67,31 +67,18 @@ pub async fn create(State(state): State<AppState>, tenant: Tenant) -> Result<Res
         .await
         .map_err(db_problem)?
         .ok_or_else(Problem::internal)?;
-    tx.commit().await.map_err(db_problem)?;
-    // Queue only after the row is committed: a worker must be able to see it.
-    let queued = state.exports.enqueue(ExportJob {
-        org: tenant.org().clone(),
-        export_id: id.clone(),
-        requested_by: tenant.user_id().to_string(),
-    });
-    if queued.is_err() {
-        // Do not leave an export pending forever: record why it will not run.
-        let failed = Query::update(
-            &EXPORTS,
-            vec![
-                ("status", "failed".into()),
-                ("error", "the export queue is full; retry later".into()),
-                ("finished_at", Value::Now),
-            ],
-        )
-        .eq("id", id.as_str());
-        if let Ok(mut tx) = state.db.for_tenant(&tenant).begin().await {
-            if tx.query(&failed).await.is_ok() {
-                let _ = tx.commit().await;
-            }
+    // The queue row commits with the export: a crash after the commit
+    // leaves a job that a worker (of any instance) finishes.
+    match state.exports.enqueue(&mut tx, &id).await {
+        Ok(()) => {}
+        Err(EnqueueError::Full) => {
+            let _ = tx.rollback().await;
+            return Err(Problem::unavailable());
         }
-        return Err(Problem::unavailable());
+        Err(EnqueueError::Db(e)) => return Err(db_problem(e)),
     }
+    tx.commit().await.map_err(db_problem)?;
+    state.exports.wake();
     let location = format!("/api/exports/{id}");
     Ok((
         StatusCode::ACCEPTED,

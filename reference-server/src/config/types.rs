@@ -533,8 +533,17 @@ impl Default for CacheConfig {
 pub struct ExportsConfig {
     /// `exports.workers`: concurrent export jobs, default 2.
     pub workers: usize,
-    /// `exports.queue_capacity`: queued jobs before `POST /api/exports` answers 503, default 1 000.
+    /// `exports.queue_capacity`: pending exports per org before `POST
+    /// /api/exports` answers 503, default 1 000.
     pub queue_capacity: usize,
+    /// `exports.lease_ms`: how long a claimed job is its worker's; a job
+    /// whose worker died or failed is claimed again after this, default 60 000.
+    pub lease_ms: u64,
+    /// `exports.max_attempts`: attempts before an export is marked failed, default 5.
+    pub max_attempts: u32,
+    /// `exports.poll_interval_ms`: how often idle workers look for jobs
+    /// queued by other instances, default 1 000.
+    pub poll_interval_ms: u64,
 }
 
 impl Default for ExportsConfig {
@@ -542,6 +551,9 @@ impl Default for ExportsConfig {
         Self {
             workers: 2,
             queue_capacity: 1_000,
+            lease_ms: 60_000,
+            max_attempts: 5,
+            poll_interval_ms: 1_000,
         }
     }
 }

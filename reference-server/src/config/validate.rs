@@ -53,6 +53,15 @@ impl Config {
         if !(1..=1_000_000).contains(&self.exports.queue_capacity) {
             return Err(invalid("exports.queue_capacity", "expected 1..=1000000"));
         }
+        if !(100..=86_400_000).contains(&self.exports.lease_ms) {
+            return Err(invalid("exports.lease_ms", "expected 100..=86400000 milliseconds"));
+        }
+        if !(1..=100).contains(&self.exports.max_attempts) {
+            return Err(invalid("exports.max_attempts", "expected 1..=100"));
+        }
+        if !(10..=600_000).contains(&self.exports.poll_interval_ms) {
+            return Err(invalid("exports.poll_interval_ms", "expected 10..=600000 milliseconds"));
+        }
         if self.auth.issuer.trim().is_empty() {
             return Err(invalid(
                 "auth.issuer",

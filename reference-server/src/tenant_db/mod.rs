@@ -26,8 +26,8 @@ mod query;
 
 pub use self::error::DbError;
 pub use self::query::{
-    escape_like, Direction, FuzzInput, Query, Table, UnknownColumn, Value, DOCUMENTS, EXPORTS, INTEGRATIONS,
-    PROJECTS,
+    escape_like, Direction, FuzzInput, Query, Table, UnknownColumn, Value, DOCUMENTS, EXPORTS, EXPORT_JOBS,
+    INTEGRATIONS, PROJECTS,
 };
 pub use crate::wire::Row;
 use crate::wire::{Object, Pool, Statement, StatementError, StatementResult, TxStatus, WireError};
@@ -101,6 +101,31 @@ impl Db {
         Ok(())
     }
 
+    /// Leases the next export job of any org for `lease_ms`: the one
+    /// statement that reaches across orgs, a call of the SECURITY DEFINER
+    /// function `app.claim_export_job` (migration 0003), which hands back
+    /// nothing but the job's org, export id and attempt number. The job
+    /// itself then runs as that org's tenant ([`Tenant::for_job`]).
+    pub async fn claim_export_job(&self, lease_ms: i64) -> Result<Option<ClaimedJob>, DbError> {
+        let mut conn = self.connection().await?;
+        let answer = conn
+            .query(
+                "SELECT organization_id, export_id, attempts::int8 FROM app.claim_export_job($1::int8::int4)",
+                &[Value::Int(lease_ms)],
+            )
+            .await;
+        let rows = self.watch(answer)??;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let org: String = row.try_get(0).map_err(DbError::Other)?;
+        Ok(Some(ClaimedJob {
+            org: OrgId::new(org).ok_or_else(|| DbError::Other("a queued job without an org".into()))?,
+            export_id: row.try_get(1).map_err(DbError::Other)?,
+            attempt: row.try_get(2).map_err(DbError::Other)?,
+        }))
+    }
+
     /// The circuit breaker in front of the pool's connection attempts.
     pub fn breaker(&self) -> &std::sync::Arc<crate::circuit::Breaker> {
         self.pool.manager().breaker()
@@ -135,6 +160,17 @@ impl Db {
             "SELECT set_config('app.org_id', $1, true)"
         }
     }
+}
+
+/// A leased export job: which org it belongs to, nothing of its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    /// The org the job runs in.
+    pub org: OrgId,
+    /// The export.
+    pub export_id: String,
+    /// This attempt's number (1 for the first).
+    pub attempt: i64,
 }
 
 /// Tenant data access for one [`Tenant`].

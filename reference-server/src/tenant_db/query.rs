@@ -69,6 +69,13 @@ pub static EXPORTS: Table = Table {
                   to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS finished_at",
 };
 
+/// `app.export_jobs`: the durable export queue (one row per export still to run).
+pub static EXPORT_JOBS: Table = Table {
+    name: "export_jobs",
+    columns: &["export_id", "attempts", "lease_until", "last_error", "created_at"],
+    select_list: "export_id, attempts, last_error",
+};
+
 /// `app.integrations`
 pub static INTEGRATIONS: Table = Table {
     name: "integrations",
@@ -354,7 +361,14 @@ impl Query {
                     sets.join(", ")
                 )
             }
-            Kind::Delete => format!("DELETE FROM app.{table}{where_clause} RETURNING id"),
+            Kind::Delete => {
+                let returning = if self.table.columns.contains(&"id") {
+                    "id"
+                } else {
+                    "1"
+                };
+                format!("DELETE FROM app.{table}{where_clause} RETURNING {returning}")
+            }
         };
         if !org_filter && needs_org {
             // Without the org predicate $1 would be unreferenced and untyped;
