@@ -37,9 +37,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let mut config = Config::default();
     // Measure the database path, not the rate limiter.
-    for policy in tenantry_reference::api::POLICIES {
+    for policy in tenantry_reference::ratelimit::PolicyName::ALL {
         config.rate_limit.policies.insert(
-            policy.name.into(),
+            policy,
             tenantry_reference::config::PolicyOverride {
                 limit: Some(1_000_000),
                 ..Default::default()

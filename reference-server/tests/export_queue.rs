@@ -17,9 +17,9 @@ fn options() -> StackOptions {
     config.exports.workers = 2;
     config.exports.lease_ms = 400;
     config.exports.poll_interval_ms = 50;
-    for policy in tenantry_reference::api::POLICIES {
+    for policy in tenantry_reference::ratelimit::PolicyName::ALL {
         config.rate_limit.policies.insert(
-            policy.name.into(),
+            policy,
             tenantry_reference::config::PolicyOverride {
                 limit: Some(1_000_000),
                 ..Default::default()

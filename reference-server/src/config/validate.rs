@@ -30,7 +30,10 @@ impl Config {
             return Err(invalid("server.max_connections", "expected 1..=1000000"));
         }
         for (key, value) in [
-            ("server.header_read_timeout_ms", self.server.header_read_timeout_ms),
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+            ),
             ("server.idle_timeout_ms", self.server.idle_timeout_ms),
             ("server.body_timeout_ms", self.server.body_timeout_ms),
         ] {
@@ -54,13 +57,19 @@ impl Config {
             return Err(invalid("exports.queue_capacity", "expected 1..=1000000"));
         }
         if !(100..=86_400_000).contains(&self.exports.lease_ms) {
-            return Err(invalid("exports.lease_ms", "expected 100..=86400000 milliseconds"));
+            return Err(invalid(
+                "exports.lease_ms",
+                "expected 100..=86400000 milliseconds",
+            ));
         }
         if !(1..=100).contains(&self.exports.max_attempts) {
             return Err(invalid("exports.max_attempts", "expected 1..=100"));
         }
         if !(10..=600_000).contains(&self.exports.poll_interval_ms) {
-            return Err(invalid("exports.poll_interval_ms", "expected 10..=600000 milliseconds"));
+            return Err(invalid(
+                "exports.poll_interval_ms",
+                "expected 10..=600000 milliseconds",
+            ));
         }
         if self.auth.issuer.trim().is_empty() {
             return Err(invalid(
