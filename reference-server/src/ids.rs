@@ -60,6 +60,15 @@ impl IdKind {
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
+impl IdKind {
+    /// What [`is_id`] accepts, as a JSON Schema pattern (the OpenAPI
+    /// document's): the prefix and 26 characters of the alphabet.
+    pub fn pattern(self) -> String {
+        let alphabet: String = ALPHABET.iter().map(|&b| char::from(b)).collect();
+        format!("^{}[{alphabet}]{{26}}$", self.prefix())
+    }
+}
+
 /// 16 random bytes from the OS.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];

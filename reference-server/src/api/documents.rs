@@ -7,8 +7,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use super::params::{DocumentIdPath, DocumentPageQuery, ProjectIdPath};
 use super::projects::valid_id as valid_project_id;
-use super::{check_text, db_problem, ApiJson, ApiPath, ApiQuery, AppState, Page, PageParams};
+use super::rules::{self, schema};
+use super::{db_problem, ApiJson, ApiPath, ApiQuery, AppState, Page, PageParams};
 use crate::ids::{self, IdKind};
 use crate::problem::Problem;
 use crate::tenant::Tenant;
@@ -18,8 +20,10 @@ use crate::tenant_db::{DbError, Direction, Query, DOCUMENTS, PROJECTS};
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Document {
     /// `doc_…`
+    #[schema(schema_with = schema::document_id)]
     pub id: String,
     /// The parent project.
+    #[schema(schema_with = schema::project_id)]
     pub project_id: String,
     /// Title.
     pub title: String,
@@ -28,8 +32,10 @@ pub struct Document {
     /// The user who created it.
     pub created_by: String,
     /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -51,20 +57,27 @@ impl Document {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDocument {
-    /// 1..=200 characters.
+    /// The title.
+    #[schema(schema_with = schema::document_title)]
     pub title: String,
-    /// Up to 100 000 characters.
+    /// The text (default empty).
     #[serde(default)]
+    #[schema(schema_with = schema::document_body)]
     pub body: String,
 }
 
-/// Body of `PATCH /api/documents/{id}`: at least one field.
+/// Body of `PATCH /api/documents/{id}`: at least one field; `null` is not a value.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+// "At least one field" (`minProperties`) is stated by `openapi::RouteClasses`.
 pub struct DocumentPatch {
     /// New title.
+    #[serde(default, deserialize_with = "rules::present")]
+    #[schema(schema_with = schema::document_title)]
     pub title: Option<String>,
     /// New body.
+    #[serde(default, deserialize_with = "rules::present")]
+    #[schema(schema_with = schema::document_body)]
     pub body: Option<String>,
 }
 
@@ -77,8 +90,13 @@ fn valid_id(id: &str) -> Result<(), Problem> {
 }
 
 /// List a project's documents.
-#[utoipa::path(get, path = "/api/projects/{id}/documents", tag = "documents", params(("id" = String, Path), PageParams),
-    responses((status = 200, description = "A page of documents"), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/projects/{id}/documents", tag = "documents", params(ProjectIdPath, DocumentPageQuery),
+    responses(
+        (status = 200, description = "A page of the project's documents, by id.", body = Page<Document>),
+        (status = 400, description = "A query string that does not parse, or a `cursor` this API did not issue."),
+        (status = 404, description = "No such project in the active organization."),
+        (status = 422, description = "`limit` out of range."),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -118,8 +136,17 @@ pub async fn list(
 }
 
 /// Create a document under a project of the active org.
-#[utoipa::path(post, path = "/api/projects/{id}/documents", tag = "documents", params(("id" = String, Path)),
-    request_body = NewDocument, responses((status = 201, body = Document), (status = 404, body = Problem)))]
+#[utoipa::path(post, path = "/api/projects/{id}/documents", tag = "documents", params(ProjectIdPath),
+    request_body = NewDocument,
+    responses(
+        (status = 201, description = "Created.", body = Document,
+            headers(("Location" = String, description = "The document's URL."))),
+        (status = 400, description = "A body that is not JSON."),
+        (status = 404, description = "No such project in the active organization."),
+        (status = 413, description = "A body larger than `server.max_body_bytes`."),
+        (status = 415, description = "A body that is not `application/json`."),
+        (status = 422, description = "A body that breaks the schema's rules."),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -127,8 +154,8 @@ pub async fn create(
     ApiJson(body): ApiJson<NewDocument>,
 ) -> Result<Response, Problem> {
     valid_project_id(&project_id)?;
-    check_text("title", &body.title, 1, 200)?;
-    check_text("body", &body.body, 0, 100_000)?;
+    rules::DOCUMENT_TITLE.check("title", &body.title)?;
+    rules::DOCUMENT_BODY.check("body", &body.body)?;
     let id = ids::new_id(IdKind::Document);
     let query = Query::insert(
         &DOCUMENTS,
@@ -161,8 +188,11 @@ pub async fn create(
 }
 
 /// Read one document.
-#[utoipa::path(get, path = "/api/documents/{id}", tag = "documents", params(("id" = String, Path)),
-    responses((status = 200, body = Document), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/documents/{id}", tag = "documents", params(DocumentIdPath),
+    responses(
+        (status = 200, description = "The document.", body = Document),
+        (status = 404, description = "No such document in the active organization (missing or another org's: the same answer)."),
+    ))]
 pub async fn read(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -180,8 +210,16 @@ pub async fn read(
 }
 
 /// Update a document.
-#[utoipa::path(patch, path = "/api/documents/{id}", tag = "documents", params(("id" = String, Path)),
-    request_body = DocumentPatch, responses((status = 200, body = Document), (status = 404, body = Problem)))]
+#[utoipa::path(patch, path = "/api/documents/{id}", tag = "documents", params(DocumentIdPath),
+    request_body = DocumentPatch,
+    responses(
+        (status = 200, description = "The updated document.", body = Document),
+        (status = 400, description = "A body that is not JSON."),
+        (status = 404, description = "No such document in the active organization."),
+        (status = 413, description = "A body larger than `server.max_body_bytes`."),
+        (status = 415, description = "A body that is not `application/json`."),
+        (status = 422, description = "A body that breaks the schema's rules."),
+    ))]
 pub async fn update(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -191,11 +229,11 @@ pub async fn update(
     valid_id(&id)?;
     let mut values = Vec::new();
     if let Some(title) = body.title {
-        check_text("title", &title, 1, 200)?;
+        rules::DOCUMENT_TITLE.check("title", &title)?;
         values.push(("title", title.into()));
     }
     if let Some(text) = body.body {
-        check_text("body", &text, 0, 100_000)?;
+        rules::DOCUMENT_BODY.check("body", &text)?;
         values.push(("body", text.into()));
     }
     if values.is_empty() {
@@ -218,8 +256,11 @@ pub async fn update(
 }
 
 /// Delete a document.
-#[utoipa::path(delete, path = "/api/documents/{id}", tag = "documents", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+#[utoipa::path(delete, path = "/api/documents/{id}", tag = "documents", params(DocumentIdPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No such document in the active organization."),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     tenant: Tenant,

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use super::params::ExportIdPath;
 use super::{db_problem, ApiPath, AppState};
 use crate::ids::{self, IdKind};
 use crate::jobs::EnqueueError;
@@ -18,6 +19,7 @@ use crate::tenant_db::{Query, EXPORTS};
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Export {
     /// `exp_…`
+    #[schema(schema_with = super::rules::schema::export_id)]
     pub id: String,
     /// `pending`, `running`, `done` or `failed`.
     pub status: String,
@@ -30,9 +32,11 @@ pub struct Export {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// RFC 3339, UTC, when finished.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub finished_at: Option<String>,
 }
 
@@ -52,7 +56,11 @@ impl Export {
 
 /// Start an export of the active org.
 #[utoipa::path(post, path = "/api/exports", tag = "exports",
-    responses((status = 202, body = Export), (status = 503, body = Problem)))]
+    responses(
+        (status = 202, description = "Queued.", body = Export,
+            headers(("Location" = String, description = "The export's URL, to poll."))),
+        (status = 503, description = "The export queue is full (the export is recorded as failed), a dependency is down, or the limiter cannot count (`api.exports` fails closed)."),
+    ))]
 pub async fn create(State(state): State<AppState>, tenant: Tenant) -> Result<Response, Problem> {
     let id = ids::new_id(IdKind::Export);
     let mut tx = state.db.for_tenant(&tenant).begin().await.map_err(db_problem)?;
@@ -89,8 +97,11 @@ pub async fn create(State(state): State<AppState>, tenant: Tenant) -> Result<Res
 }
 
 /// Read an export (and its result once done).
-#[utoipa::path(get, path = "/api/exports/{id}", tag = "exports", params(("id" = String, Path)),
-    responses((status = 200, body = Export), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/exports/{id}", tag = "exports", params(ExportIdPath),
+    responses(
+        (status = 200, description = "The export.", body = Export),
+        (status = 404, description = "No such export in the active organization."),
+    ))]
 pub async fn read(
     State(state): State<AppState>,
     tenant: Tenant,

@@ -12,6 +12,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::extract::{ApiPath, ApiQuery};
+use super::params::{CallbackQuery, IntegrationIdPath, ProviderPath};
 use super::{db_problem, AppState};
 use crate::ids::{self, IdKind};
 use crate::oauth::{CallbackParams, OAuthError};
@@ -23,6 +24,7 @@ use crate::tenant_db::{Direction, Query, Row, INTEGRATIONS};
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Integration {
     /// `int_…`
+    #[schema(schema_with = super::rules::schema::integration_id)]
     pub id: String,
     /// Provider name.
     pub provider: String,
@@ -32,7 +34,8 @@ pub struct Integration {
     pub scopes: String,
     /// Who connected it.
     pub connected_by: String,
-    /// RFC 3339.
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -115,10 +118,18 @@ fn oauth_problem(e: OAuthError) -> Problem {
     }
 }
 
-/// Start connecting `provider`.
+/// Start connecting `provider`. The body is optional.
 #[utoipa::path(post, path = "/api/integrations/{provider}/connect", tag = "integrations",
-    params(("provider" = String, Path)), request_body = ConnectRequest,
-    responses((status = 200, body = ConnectResponse), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    params(ProviderPath),
+    request_body(content = Option<ConnectRequest>, content_type = "application/json",
+        description = "Optional: without a body (or `return_to`), the callback answers 201 instead of a redirect."),
+    responses(
+        (status = 200, description = "Send the browser to `authorize_url`.", body = ConnectResponse),
+        (status = 403, description = "The role lacks `org:integrations:manage`, or the token has no active organization, or the request names another organization."),
+        (status = 404, description = "No such provider."),
+        (status = 413, description = "A body larger than `server.max_body_bytes`."),
+        (status = 422, description = "A body that is not a connect request, or a `return_to` that is not on `oauth.return_paths`."),
+    ))]
 pub async fn connect(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -143,11 +154,17 @@ pub async fn connect(
     }))
 }
 
-/// The provider's redirect back.
+/// The provider's redirect back: the browser of the user who started the flow.
 #[utoipa::path(get, path = "/api/integrations/{provider}/callback", tag = "integrations",
-    params(("provider" = String, Path), ("code" = Option<String>, Query), ("state" = Option<String>, Query),
-           ("error" = Option<String>, Query)),
-    responses((status = 201, body = Integration), (status = 303), (status = 400, body = Problem)))]
+    params(ProviderPath, CallbackQuery),
+    responses(
+        (status = 201, description = "Connected (the flow had no `return_to`).", body = Integration),
+        (status = 303, description = "Connected: on to the flow's `return_to`, with `connected=<provider>`.",
+            headers(("Location" = String, description = "The return path."))),
+        (status = 400, description = "A state that is missing, unknown, spent, expired or bound to another org, user, session or provider (`invalid_state`), a refusal (`authorization_denied`), no code, or a query string that does not parse."),
+        (status = 404, description = "No such provider."),
+        (status = 502, description = "The provider refused the code exchange (`exchange_failed`)."),
+    ))]
 pub async fn callback(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -219,7 +236,7 @@ pub async fn callback(
 
 /// The org's connections.
 #[utoipa::path(get, path = "/api/integrations", tag = "integrations",
-    responses((status = 200, body = Vec<Integration>)))]
+    responses((status = 200, description = "The connections, by provider (never their tokens).", body = Vec<Integration>)))]
 pub async fn list(State(state): State<AppState>, tenant: Tenant) -> Result<Json<Vec<Integration>>, Problem> {
     let rows = state
         .db
@@ -231,8 +248,12 @@ pub async fn list(State(state): State<AppState>, tenant: Tenant) -> Result<Json<
 }
 
 /// Disconnect.
-#[utoipa::path(delete, path = "/api/integrations/{id}", tag = "integrations", params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(delete, path = "/api/integrations/{id}", tag = "integrations", params(IntegrationIdPath),
+    responses(
+        (status = 204, description = "Disconnected (its tokens deleted)."),
+        (status = 403, description = "The role lacks `org:integrations:manage`, or the token has no active organization, or the request names another organization."),
+        (status = 404, description = "No such connection in the active organization."),
+    ))]
 pub async fn disconnect(
     State(state): State<AppState>,
     tenant: Tenant,

@@ -7,7 +7,9 @@ mod exports;
 pub(crate) mod extract;
 mod integrations;
 pub mod openapi;
+mod params;
 mod projects;
+pub(crate) mod rules;
 mod search;
 mod stats;
 
@@ -124,10 +126,19 @@ where
         .with_state(state)
 }
 
+/// The keys session tokens are signed with (JWKS), for verifiers.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "meta", security(()),
+    responses((status = 200, description = "`{\"keys\": [RSA public keys]}`.", body = Object, content_type = "application/json")))]
 async fn jwks(axum::extract::State(state): axum::extract::State<AppState>) -> axum::Json<serde_json::Value> {
     axum::Json(state.keys.jwks())
 }
 
+/// Liveness and the database's reachability.
+#[utoipa::path(get, path = "/healthz", tag = "meta", security(()),
+    responses(
+        (status = 200, description = "`{\"status\": \"ok\"}`.", body = Object, content_type = "application/json"),
+        (status = 503, description = "The database is unreachable."),
+    ))]
 async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Result<axum::Json<serde_json::Value>, Problem> {
@@ -188,27 +199,12 @@ pub(crate) fn db_problem(error: DbError) -> Problem {
     }
 }
 
-/// Field length limits.
-pub(crate) fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), Problem> {
-    let len = value.chars().count();
-    if value.trim().chars().count() < min || len > max {
-        return Err(Problem::invalid(format!(
-            "`{field}` must be {min} to {max} characters"
-        )));
-    }
-    if value.chars().any(|c| c == '\0') {
-        return Err(Problem::invalid(format!(
-            "`{field}` must not contain NUL characters"
-        )));
-    }
-    Ok(())
-}
-
-/// Pagination: `?limit=` (1..=100, default 20) and `?cursor=` (the last id seen).
-#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+/// Pagination as the handlers read it: `?limit=` ([`rules::PAGE_LIMIT`])
+/// and `?cursor=` (the last id seen). The document's parameters:
+/// [`params::ProjectPageQuery`], [`params::DocumentPageQuery`].
+#[derive(Debug, Default, serde::Deserialize)]
 pub struct PageParams {
-    /// Page size, 1..=100 (default 20).
+    /// Page size.
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -216,11 +212,7 @@ pub struct PageParams {
 
 impl PageParams {
     pub(crate) fn limit(&self) -> Result<i64, Problem> {
-        match self.limit {
-            None => Ok(20),
-            Some(n) if (1..=100).contains(&n) => Ok(n),
-            Some(_) => Err(Problem::invalid("`limit` must be between 1 and 100")),
-        }
+        rules::PAGE_LIMIT.check(self.limit)
     }
 }
 

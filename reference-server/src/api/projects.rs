@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::{check_text, db_problem, ApiJson, ApiPath, ApiQuery, AppState, Page, PageParams};
+use super::params::{OrgIdPath, ProjectIdPath, ProjectPageQuery};
+use super::rules::{self, schema};
+use super::{db_problem, ApiJson, ApiPath, ApiQuery, AppState, Page, PageParams};
 use crate::ids::{self, IdKind};
 use crate::problem::Problem;
 use crate::tenant::Tenant;
@@ -17,6 +19,7 @@ use crate::tenant_db::{Direction, Query, PROJECTS};
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Project {
     /// `prj_…`
+    #[schema(schema_with = schema::project_id)]
     pub id: String,
     /// Name.
     pub name: String,
@@ -25,8 +28,10 @@ pub struct Project {
     /// The user who created it.
     pub created_by: String,
     /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -47,20 +52,27 @@ impl Project {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
-    /// 1..=200 characters.
+    /// The name.
+    #[schema(schema_with = schema::project_name)]
     pub name: String,
-    /// Up to 10 000 characters.
+    /// The description (default empty).
     #[serde(default)]
+    #[schema(schema_with = schema::project_description)]
     pub description: String,
 }
 
-/// Body of `PATCH /api/projects/{id}`: at least one field.
+/// Body of `PATCH /api/projects/{id}`: at least one field; `null` is not a value.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+// "At least one field" (`minProperties`) is stated by `openapi::RouteClasses`.
 pub struct ProjectPatch {
     /// New name.
+    #[serde(default, deserialize_with = "rules::present")]
+    #[schema(schema_with = schema::project_name)]
     pub name: Option<String>,
     /// New description.
+    #[serde(default, deserialize_with = "rules::present")]
+    #[schema(schema_with = schema::project_description)]
     pub description: Option<String>,
 }
 
@@ -73,8 +85,12 @@ pub(crate) fn valid_id(id: &str) -> Result<(), Problem> {
 }
 
 /// List the active org's projects.
-#[utoipa::path(get, path = "/api/projects", tag = "projects", params(PageParams),
-    responses((status = 200, description = "A page of projects"), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/api/projects", tag = "projects", params(ProjectPageQuery),
+    responses(
+        (status = 200, description = "A page of projects, by id.", body = Page<Project>),
+        (status = 400, description = "A query string that does not parse, or a `cursor` this API did not issue."),
+        (status = 422, description = "`limit` out of range."),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -84,8 +100,14 @@ pub async fn list(
 }
 
 /// List projects of `org_id`, which must be the active org.
-#[utoipa::path(get, path = "/api/orgs/{org_id}/projects", tag = "projects", params(("org_id" = String, Path), PageParams),
-    responses((status = 200, description = "A page of projects"), (status = 403, body = Problem, description = "org_mismatch")))]
+#[utoipa::path(get, path = "/api/orgs/{org_id}/projects", tag = "projects", params(OrgIdPath, ProjectPageQuery),
+    responses(
+        (status = 200, description = "A page of projects, by id.", body = Page<Project>),
+        (status = 400, description = "A query string that does not parse, or a `cursor` this API did not issue."),
+        (status = 403, description = "`org_id` is not the active organization (`org_mismatch`), or there is none."),
+        (status = 404, description = "A path that does not decode."),
+        (status = 422, description = "`limit` out of range."),
+    ))]
 pub async fn list_in_org(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -131,14 +153,21 @@ async fn list_projects(
 
 /// Create a project in the active org.
 #[utoipa::path(post, path = "/api/projects", tag = "projects", request_body = NewProject,
-    responses((status = 201, body = Project), (status = 422, body = Problem)))]
+    responses(
+        (status = 201, description = "Created.", body = Project,
+            headers(("Location" = String, description = "The project's URL."))),
+        (status = 400, description = "A body that is not JSON."),
+        (status = 413, description = "A body larger than `server.max_body_bytes`."),
+        (status = 415, description = "A body that is not `application/json`."),
+        (status = 422, description = "A body that breaks the schema's rules."),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     tenant: Tenant,
     ApiJson(body): ApiJson<NewProject>,
 ) -> Result<Response, Problem> {
-    check_text("name", &body.name, 1, 200)?;
-    check_text("description", &body.description, 0, 10_000)?;
+    rules::PROJECT_NAME.check("name", &body.name)?;
+    rules::PROJECT_DESCRIPTION.check("description", &body.description)?;
     let id = ids::new_id(IdKind::Project);
     let query = Query::insert(
         &PROJECTS,
@@ -163,8 +192,11 @@ pub async fn create(
 }
 
 /// Read one project.
-#[utoipa::path(get, path = "/api/projects/{id}", tag = "projects", params(("id" = String, Path)),
-    responses((status = 200, body = Project), (status = 404, body = Problem, description = "missing or another org's")))]
+#[utoipa::path(get, path = "/api/projects/{id}", tag = "projects", params(ProjectIdPath),
+    responses(
+        (status = 200, description = "The project.", body = Project),
+        (status = 404, description = "No such project in the active organization (missing or another org's: the same answer)."),
+    ))]
 pub async fn read(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -182,8 +214,15 @@ pub async fn read(
 }
 
 /// Update a project.
-#[utoipa::path(patch, path = "/api/projects/{id}", tag = "projects", params(("id" = String, Path)), request_body = ProjectPatch,
-    responses((status = 200, body = Project), (status = 404, body = Problem)))]
+#[utoipa::path(patch, path = "/api/projects/{id}", tag = "projects", params(ProjectIdPath), request_body = ProjectPatch,
+    responses(
+        (status = 200, description = "The updated project.", body = Project),
+        (status = 400, description = "A body that is not JSON."),
+        (status = 404, description = "No such project in the active organization."),
+        (status = 413, description = "A body larger than `server.max_body_bytes`."),
+        (status = 415, description = "A body that is not `application/json`."),
+        (status = 422, description = "A body that breaks the schema's rules."),
+    ))]
 pub async fn update(
     State(state): State<AppState>,
     tenant: Tenant,
@@ -193,11 +232,11 @@ pub async fn update(
     valid_id(&id)?;
     let mut values = Vec::new();
     if let Some(name) = body.name {
-        check_text("name", &name, 1, 200)?;
+        rules::PROJECT_NAME.check("name", &name)?;
         values.push(("name", name.into()));
     }
     if let Some(description) = body.description {
-        check_text("description", &description, 0, 10_000)?;
+        rules::PROJECT_DESCRIPTION.check("description", &description)?;
         values.push(("description", description.into()));
     }
     if values.is_empty() {
@@ -215,8 +254,12 @@ pub async fn update(
 }
 
 /// Delete a project and its documents (admins only).
-#[utoipa::path(delete, path = "/api/projects/{id}", tag = "projects", params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(delete, path = "/api/projects/{id}", tag = "projects", params(ProjectIdPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, description = "The role is not `org:admin`, or the token has no active organization, or the request names another organization."),
+        (status = 404, description = "No such project in the active organization."),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     tenant: Tenant,

@@ -4,16 +4,18 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use super::params::SearchQuery;
+use super::rules::{self, schema};
 use super::{db_problem, ApiQuery, AppState};
 use crate::problem::Problem;
 use crate::tenant::Tenant;
 use crate::tenant_db::{Direction, Query, DOCUMENTS, PROJECTS};
 
-/// Query string of `/api/search`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+/// Query string of `/api/search` (the document's: [`SearchQuery`]).
+#[derive(Debug, Deserialize)]
 pub struct SearchParams {
-    /// Text to find (1..=200 characters), matched case-insensitively and literally.
+    /// Text to find, matched case-insensitively and literally; missing is a
+    /// 422 that says what `q` must be.
     pub q: Option<String>,
 }
 
@@ -22,12 +24,13 @@ pub struct SearchParams {
 pub struct SearchHit {
     /// `project` or `document`.
     pub kind: &'static str,
-    /// The resource id.
+    /// The resource id (`prj_…` or `doc_…`).
     pub id: String,
     /// Project name or document title.
     pub title: String,
     /// For documents, the parent project.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schema::project_id)]
     pub project_id: Option<String>,
 }
 
@@ -42,18 +45,19 @@ pub struct SearchResults {
 const HITS_PER_KIND: i64 = 50;
 
 /// Search the active org.
-#[utoipa::path(get, path = "/api/search", tag = "search", params(SearchParams),
-    responses((status = 200, body = SearchResults), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/api/search", tag = "search", params(SearchQuery),
+    responses(
+        (status = 200, description = "Up to 50 projects, then up to 50 documents.", body = SearchResults),
+        (status = 400, description = "A query string that does not parse."),
+        (status = 422, description = "`q` missing or breaking its rules."),
+    ))]
 pub async fn search(
     State(state): State<AppState>,
     tenant: Tenant,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Json<SearchResults>, Problem> {
     let q = params.q.unwrap_or_default();
-    let len = q.chars().count();
-    if !(1..=200).contains(&len) || q.contains('\0') {
-        return Err(Problem::invalid("`q` must be 1 to 200 characters"));
-    }
+    rules::SEARCH_QUERY.check("q", &q)?;
     let projects = Query::select(&PROJECTS)
         .search(&["name", "description"], &q)
         .order_by("id", Direction::Asc)

@@ -13,6 +13,7 @@ use crate::tenant_db::{Direction, Query, DOCUMENTS, PROJECTS};
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LatestProject {
     /// Its id.
+    #[schema(schema_with = super::rules::schema::project_id)]
     pub id: String,
     /// Its name.
     pub name: String,
@@ -30,7 +31,8 @@ pub struct Stats {
 }
 
 /// Counts for the active org (cached per org; writes invalidate).
-#[utoipa::path(get, path = "/api/stats", tag = "stats", responses((status = 200, body = Stats)))]
+#[utoipa::path(get, path = "/api/stats", tag = "stats",
+    responses((status = 200, description = "The counts (cached per organization; writes invalidate).", body = Stats)))]
 pub async fn stats(State(state): State<AppState>, tenant: Tenant) -> Result<Json<Stats>, Problem> {
     let key = state.stats_cache.key(tenant.org(), "stats");
     if let Some(cached) = state.stats_cache.get(&key) {

@@ -38,10 +38,9 @@ pub const PREFIX: &str = "TENANTRY_";
 /// `TENANTRY_*` variables tenantry reads for something other than this
 /// configuration, so never reported as unknown: the harness's services
 /// (`TENANTRY_REDIS_URL`, where tests find Redis; `TENANTRY_PG_USER`,
-/// `TENANTRY_PG_BINDIR`, `TENANTRY_REDIS_SERVER`, `TENANTRY_CACHE_DIR`), the
-/// CLI's log filter (`TENANTRY_LOG`) and the score tools' folder
-/// (`TENANTRY_TOOLS_DIR`). `TENANTRY_DATABASE_URL` is both a key
-/// (`database.url`) and the services' server URL.
+/// `TENANTRY_PG_BINDIR`, `TENANTRY_REDIS_SERVER`, `TENANTRY_CACHE_DIR`) and
+/// the CLI's log filter (`TENANTRY_LOG`). `TENANTRY_DATABASE_URL` is both a
+/// key (`database.url`) and the services' server URL.
 pub const OTHER_VARIABLES: &[&str] = &[
     "TENANTRY_CACHE_DIR",
     "TENANTRY_LOG",
@@ -49,7 +48,6 @@ pub const OTHER_VARIABLES: &[&str] = &[
     "TENANTRY_PG_USER",
     "TENANTRY_REDIS_SERVER",
     "TENANTRY_REDIS_URL",
-    "TENANTRY_TOOLS_DIR",
 ];
 
 /// What a key's value is.

@@ -157,6 +157,31 @@ pub fn return_path_allowed(path: &str, allow: &[String]) -> bool {
     relative && allow.iter().any(|a| a == bare)
 }
 
+/// What [`return_path_allowed`] accepts, as a JSON Schema pattern for the
+/// OpenAPI document: one of `allow`, then optionally a query or fragment
+/// without control characters or backslashes.
+pub fn return_path_pattern(allow: &[String]) -> String {
+    let escape = |path: &str| {
+        path.chars()
+            .flat_map(|c| {
+                let special = "\\.^$|?*+()[]{}".contains(c);
+                special.then_some('\\').into_iter().chain([c])
+            })
+            .collect::<String>()
+    };
+    // An entry with a control character can never be accepted.
+    let paths: Vec<String> = allow
+        .iter()
+        .filter(|p| !p.contains(|c: char| c.is_control()))
+        .map(|p| escape(p))
+        .collect();
+    if paths.is_empty() {
+        // Nothing is allowed: a pattern nothing matches.
+        return "^(?!)".into();
+    }
+    format!(r"^(?:{})(?:[?#][^\x00-\x1f\x7f-\x9f\\]*)?$", paths.join("|"))
+}
+
 impl OAuth {
     /// The service.
     pub fn new(
@@ -192,6 +217,18 @@ impl OAuth {
     /// The token sealer.
     pub fn sealer(&self) -> &Sealer {
         &self.sealer
+    }
+
+    /// The configured providers' names, sorted.
+    pub fn provider_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.providers.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The allowed return paths (`oauth.return_paths`).
+    pub fn return_paths(&self) -> &[String] {
+        &self.return_paths
     }
 
     /// Whether `name` is a configured provider.
@@ -332,6 +369,37 @@ impl OAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_return_path_pattern_admits_exactly_the_allowed_paths() {
+        let allow = vec!["/settings/integrations".to_string(), "/a.b/(c)".to_string()];
+        let pattern = regex::Regex::new(&return_path_pattern(&allow)).unwrap();
+        for value in [
+            "/settings/integrations",
+            "/settings/integrations?tab=shop",
+            "/settings/integrations#x",
+            "/settings/integrations?a\\b",
+            "/settings/integrations?a\u{85}",
+            "/settings/integrations?é",
+            "/settings/integrations/",
+            "/settings/integrations\n",
+            "/a.b/(c)",
+            "/aXb/(c)",
+            "/a.b/(c)?",
+            "//settings/integrations",
+            "",
+        ] {
+            assert_eq!(
+                pattern.is_match(value),
+                return_path_allowed(value, &allow),
+                "{value:?}"
+            );
+        }
+        let nothing = regex::Regex::new(&return_path_pattern(&[]));
+        // `(?!)` needs look-around, which the validator's fancy-regex has and
+        // the plain regex crate has not; either way nothing is allowed.
+        assert!(nothing.map_or(true, |p| !p.is_match("/")));
+    }
 
     #[test]
     fn return_paths_are_relative_and_allow_listed() {
