@@ -59,7 +59,7 @@ impl Export {
     responses(
         (status = 202, description = "Queued.", body = Export,
             headers(("Location" = String, description = "The export's URL, to poll."))),
-        (status = 503, description = "The export queue is full (the export is recorded as failed), a dependency is down, or the limiter cannot count (`api.exports` fails closed)."),
+        (status = 503, description = "The export queue is full (nothing is created), a dependency is down, or the limiter cannot count (`api.exports` fails closed)."),
     ))]
 pub async fn create(State(state): State<AppState>, tenant: Tenant) -> Result<Response, Problem> {
     let id = ids::new_id(IdKind::Export);
